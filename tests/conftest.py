@@ -5,4 +5,5 @@ pytest_plugins = [
     "fixtures.model_fixtures",
     "fixtures.server_fixtures",
     "fixtures.stack_fixtures",
+    "fixtures.compose_fixtures",
 ]
