@@ -1,0 +1,88 @@
+"""scripts/sagemaker_train.sh: the CreateTrainingJob request moto receives, and the source bundle."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from pathlib import Path
+
+import boto3
+import pytest
+from fixtures.promote_fixtures import moto_requests, operation_of, request_body, run_script  # noqa: F401
+
+from scones.local.sagemaker_training import METRIC_DEFINITIONS, build_source_bundle
+
+pytestmark = pytest.mark.slow
+
+
+def _staged(root: Path) -> Path:
+    (root / "train").mkdir(parents=True)
+    (root / "test").mkdir()
+    for channel in ("train", "test"):
+        (root / channel / "bicycle_s_000001.png").write_bytes(b"\x89PNG fake")
+        (root / channel / f"{channel}.lst").write_text("0\t0\tbicycle_s_000001.png\n")
+        (root / channel / "classes.json").write_text('["bicycle", "motorcycle"]')
+    return root
+
+
+def test_metric_regexes_read_the_training_script_epoch_line() -> None:
+    from scones.model.train import EpochMetrics
+
+    line = EpochMetrics(epoch=7, train_loss=0.4123, train_acc=0.812, test_loss=0.331, test_acc=0.865, seconds=12.03).line()
+    values = {m["Name"]: float(re.search(m["Regex"], line).group(1)) for m in METRIC_DEFINITIONS}
+    assert values == {"epoch": 7, "train_loss": 0.4123, "train_acc": 0.812, "test_loss": 0.331,
+                      "test_acc": 0.865, "epoch_seconds": 12.03}
+
+
+def test_source_bundle_runs_our_trainer() -> None:
+    bundle = build_source_bundle()
+    assert bundle == build_source_bundle()  # deterministic: same code, same S3 key
+    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
+        names = set(tar.getnames())
+        entry = tar.extractfile("sagemaker_entry.py").read().decode()
+    assert {"scones/model/train.py", "scones/model/code/inference.py", "scones/model/artifact.py"} <= names
+    assert "from scones.model.train import main" in entry
+
+
+def test_training_job_request(moto_server: str, moto_session: boto3.Session, tmp_path: Path, moto_requests) -> None:
+    bucket = "train1-bucket"
+    moto_session.client("s3").create_bucket(Bucket=bucket)
+    data = _staged(tmp_path / "data")
+    result = run_script(
+        "sagemaker_train.sh", "--data", str(data), "--bucket", bucket, "--stack-name", "train1", "--spot",
+        "--epochs", "3", "--hyperparameter", "lr=0.1", "--job-name", "train1-job", "--poll", "0",
+        moto_url=moto_server, home=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    creates = [e for e in moto_requests() if operation_of(e) == "CreateTrainingJob"]
+    assert len(creates) == 1
+    sent = request_body(creates[0])
+    spec = sent["AlgorithmSpecification"]
+    assert spec["TrainingImage"] == "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312"
+    assert spec["MetricDefinitions"] == METRIC_DEFINITIONS
+    assert sent["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+    assert sent["EnableManagedSpotTraining"] is True
+    assert sent["StoppingCondition"]["MaxWaitTimeInSeconds"] >= sent["StoppingCondition"]["MaxRuntimeInSeconds"]
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in sent["InputDataConfig"]}
+    assert channels == {"train": f"s3://{bucket}/data/train/", "test": f"s3://{bucket}/data/test/"}
+    hp = {k: json.loads(v) for k, v in sent["HyperParameters"].items()}
+    assert hp["epochs"] == "3" and hp["lr"] == "0.1"
+    assert hp["sagemaker_program"] == "sagemaker_entry.py"
+    assert hp["sagemaker_submit_directory"].startswith(f"s3://{bucket}/code/")
+    assert sent["OutputDataConfig"]["S3OutputPath"] == f"s3://{bucket}/training/"
+    assert {"Key": "scones:stack", "Value": "train1"} in sent["Tags"]
+
+    s3 = moto_session.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {"data/train/train.lst", "data/test/test.lst", "data/train/bicycle_s_000001.png"} <= keys
+    described = moto_session.client("sagemaker").describe_training_job(TrainingJobName="train1-job")
+    assert described["RoleArn"].endswith(":role/train1-sagemaker-training-role")
+    assert result.stdout.strip().endswith("model.tar.gz")
+
+
+def test_missing_channels_are_a_named_error(moto_server: str, tmp_path: Path) -> None:
+    result = run_script("sagemaker_train.sh", "--data", str(tmp_path), "--bucket", "b",
+                        moto_url=moto_server, home=tmp_path)
+    assert result.returncode != 0
+    assert "StagedDataMissing" in result.stderr
