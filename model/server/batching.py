@@ -1,0 +1,122 @@
+"""Dynamic batching: concurrent requests share one model call, run off the event loop.
+
+Like TorchServe's `batch_size`/`max_batch_delay` and LitServe's `max_batch_size`/`batch_timeout`:
+a batch is dispatched when it is full, when the delay since its first request has passed, or
+at once when no other request is on its way (so a lone client never waits for the delay).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+BatchHandler = Callable[[list[Item]], list[Result | BaseException]]
+
+
+@dataclass
+class _Pending(Generic[Item, Result]):
+    item: Item
+    future: asyncio.Future[tuple[Result, int]]
+
+
+class BatcherClosed(RuntimeError):
+    """The server is shutting down and takes no more work."""
+
+
+class DynamicBatcher(Generic[Item, Result]):
+    """Gathers submitted items into batches for `handle_batch`, called in one worker thread.
+
+    `handle_batch` returns one result per item, in order; an exception in that list fails only
+    its own item, and an exception raised by `handle_batch` itself fails the whole batch.
+    """
+
+    def __init__(self, handle_batch: BatchHandler, max_batch_size: int = 32, max_batch_delay_ms: float = 5.0) -> None:
+        if max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_batch_delay_ms < 0:
+            raise ValueError(f"max_batch_delay_ms must be >= 0, got {max_batch_delay_ms}")
+        self.handle_batch = handle_batch
+        self.max_batch_size = max_batch_size
+        self.max_batch_delay_s = max_batch_delay_ms / 1000
+        self._queue: asyncio.Queue[_Pending[Item, Result]] | None = None
+        self._arriving = 0  # requests announced by `expecting()` but not yet submitted
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._collector: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._collector = asyncio.create_task(self._collect_forever(), name="batch-collector")
+
+    async def stop(self) -> None:
+        if self._collector is not None:
+            self._collector.cancel()
+            try:
+                await self._collector
+            except asyncio.CancelledError:
+                pass
+            self._collector = None
+        self._worker.shutdown(wait=True)
+
+    @contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Announce a request whose item is still being read, so a batch being formed waits for it."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+
+    async def submit(self, item: Item) -> tuple[Result, int]:
+        """The item's result and the size of the batch it ran in."""
+        if self._queue is None or self._collector is None:
+            raise BatcherClosed("the batcher is not running")
+        future: asyncio.Future[tuple[Result, int]] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(item, future))
+        return await future
+
+    async def _collect_forever(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            await self._fill(batch)
+            await self._run(loop, batch)
+
+    async def _fill(self, batch: list[_Pending[Item, Result]]) -> None:
+        assert self._queue is not None
+        deadline = time.monotonic() + self.max_batch_delay_s
+        while len(batch) < self.max_batch_size:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._arriving <= 0:
+                return
+            getter = asyncio.ensure_future(self._queue.get())
+            await asyncio.wait({getter}, timeout=remaining)
+            if not getter.done() and getter.cancel():
+                return
+            batch.append(getter.result())  # got an item, even if it raced the timeout
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item, Result]]) -> None:
+        items = [pending.item for pending in batch]
+        try:
+            results: list[Result | BaseException] = await loop.run_in_executor(self._worker, self.handle_batch, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"batch handler returned {len(results)} results for {len(items)} items")
+        except Exception as error:  # the whole batch failed: every caller sees why
+            results = [error] * len(items)
+        for pending, result in zip(batch, results):
+            if pending.future.done():  # the caller went away
+                continue
+            if isinstance(result, BaseException):
+                pending.future.set_exception(result)
+            else:
+                pending.future.set_result((result, len(batch)))

@@ -1,0 +1,98 @@
+"""The dynamic batcher on its own: batch formation, per-item failures, no wait for a lone request."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from scones.model.server.batching import BatcherClosed, DynamicBatcher
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+async def submit_all(batcher: DynamicBatcher, items: list) -> list:
+    await batcher.start()
+    try:
+        return await asyncio.gather(*(batcher.submit(item) for item in items), return_exceptions=True)
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_items_share_batches_no_larger_than_the_maximum() -> None:
+    seen: list[list[int]] = []
+
+    def double(items: list[int]) -> list[int]:
+        seen.append(items)
+        time.sleep(0.01)
+        return [item * 2 for item in items]
+
+    results = run(submit_all(DynamicBatcher(double, max_batch_size=4, max_batch_delay_ms=50), list(range(10))))
+    assert [value for value, _ in results] == [item * 2 for item in range(10)]
+    assert max(len(batch) for batch in seen) == 4
+    assert len(seen) == 3
+    assert [size for _, size in results] == [len(batch) for batch in seen for _ in batch]
+
+
+def test_an_item_failing_fails_only_itself_and_a_batch_failing_fails_all() -> None:
+    def picky(items: list[int]) -> list[int | Exception]:
+        return [ValueError(f"odd {item}") if item % 2 else item for item in items]
+
+    results = run(submit_all(DynamicBatcher(picky, max_batch_size=8), [0, 1, 2]))
+    assert results[0] == (0, 3) and results[2] == (2, 3)
+    assert isinstance(results[1], ValueError) and "odd 1" in str(results[1])
+
+    def broken(items: list[int]) -> list[int]:
+        raise RuntimeError("out of memory")
+
+    results = run(submit_all(DynamicBatcher(broken, max_batch_size=8), [0, 1]))
+    assert all(isinstance(result, RuntimeError) for result in results)
+
+
+def test_a_lone_request_does_not_wait_for_the_batch_delay() -> None:
+    async def one_request() -> float:
+        batcher = DynamicBatcher(lambda items: items, max_batch_size=32, max_batch_delay_ms=2000)
+        await batcher.start()
+        started = time.perf_counter()
+        await batcher.submit("only")
+        elapsed = time.perf_counter() - started
+        await batcher.stop()
+        return elapsed
+
+    assert run(one_request()) < 0.5
+
+
+def test_a_batch_waits_for_a_request_still_arriving() -> None:
+    async def two_requests() -> list:
+        batcher = DynamicBatcher(lambda items: items, max_batch_size=32, max_batch_delay_ms=2000)
+        await batcher.start()
+
+        async def late() -> tuple:
+            with batcher.expecting():
+                await asyncio.sleep(0.05)
+            return await batcher.submit("late")
+
+        async def early() -> tuple:
+            with batcher.expecting():
+                await asyncio.sleep(0)
+            return await batcher.submit("early")
+
+        results = await asyncio.gather(late(), early())
+        await batcher.stop()
+        return results
+
+    assert run(two_requests()) == [("late", 2), ("early", 2)]
+
+
+def test_submitting_to_a_stopped_batcher_is_a_named_error() -> None:
+    with pytest.raises(BatcherClosed):
+        run(DynamicBatcher(lambda items: items).submit(1))
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_batch_size"):
+        DynamicBatcher(lambda items: items, max_batch_size=0)
+    with pytest.raises(ValueError, match="max_batch_delay_ms"):
+        DynamicBatcher(lambda items: items, max_batch_delay_ms=-1)
