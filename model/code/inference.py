@@ -1,0 +1,182 @@
+"""Serving behaviour of the model artifact: the four SageMaker PyTorch inference handlers.
+
+Self-contained on purpose (stdlib, torch, numpy, PIL only): this file is copied into
+model.tar.gz as code/inference.py and must run in AWS's official PyTorch inference
+container with nothing but itself. Training imports the network definition from here,
+so the weights and the serving code can never disagree.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import nn
+
+ARCHITECTURE = "resnet18_cifar"
+IMAGE_SIZE = 32
+# CIFAR-100 training-set statistics; model.json records what the weights were trained with.
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
+IMAGE_CONTENT_TYPES = frozenset({"image/png", "image/jpeg", "application/x-image"})
+JSON_CONTENT_TYPE = "application/json"
+
+# input_fn has no model argument in the toolkit's signature: model_fn sets the
+# normalisation the loaded weights were trained with.
+_normalisation = {"mean": CIFAR100_MEAN, "std": CIFAR100_STD}
+
+
+class UnsupportedContentType(ValueError):
+    """The request's Content-Type is not an image type this model reads."""
+
+
+class InvalidImage(ValueError):
+    """The request body could not be decoded as an image."""
+
+
+class UnsupportedAccept(ValueError):
+    """The caller asked for a response type other than JSON."""
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_channels != out_channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.BatchNorm2d(out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class ResNet18Cifar(nn.Module):
+    """ResNet-18 for 32x32 inputs: a 3x3 stem and no max-pool, stage widths w, 2w, 4w, 8w.
+
+    Parameter names match torchvision's resnet18 so ImageNet weights load by name (width 64).
+    """
+
+    def __init__(self, num_classes: int, width: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        channels = [width, width * 2, width * 4, width * 8]
+        in_channels = width
+        for index, (out_channels, stride) in enumerate(zip(channels, (1, 2, 2, 2)), start=1):
+            blocks = nn.Sequential(
+                BasicBlock(in_channels, out_channels, stride),
+                BasicBlock(out_channels, out_channels, 1),
+            )
+            setattr(self, f"layer{index}", blocks)
+            in_channels = out_channels
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class LoadedModel:
+    """What model_fn returns: the network in eval mode plus what serving needs to know."""
+
+    def __init__(self, net: nn.Module, class_names: list[str], device: torch.device, meta: dict) -> None:
+        self.net = net
+        self.class_names = class_names
+        self.device = device
+        self.meta = meta
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """`auto` means CUDA when present; SCONES_DEVICE selects it for model_fn."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available")
+    return torch.device(requested)
+
+
+def model_fn(model_dir: str) -> LoadedModel:
+    """Builds the network from model.json and loads model.pth with the safe (weights-only) loader."""
+    root = Path(model_dir)
+    meta = json.loads((root / "model.json").read_text())
+    if meta.get("architecture") != ARCHITECTURE:
+        raise ValueError(f"model.json architecture {meta.get('architecture')!r}, expected {ARCHITECTURE!r}")
+    device = pick_device(os.environ.get("SCONES_DEVICE", "auto"))
+    net = ResNet18Cifar(num_classes=len(meta["class_names"]), width=int(meta["width"]))
+    state = torch.load(root / "model.pth", map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    net.to(device).eval()
+    _normalisation["mean"] = tuple(meta.get("mean", CIFAR100_MEAN))
+    _normalisation["std"] = tuple(meta.get("std", CIFAR100_STD))
+    return LoadedModel(net, list(meta["class_names"]), device, meta)
+
+
+def _media_type(header: str | None) -> str:
+    return (header or "").split(";")[0].strip().lower()
+
+
+def image_to_tensor(image: Image.Image) -> torch.Tensor:
+    """Any PIL image -> (3, 32, 32) float tensor, normalised: the same path training uses."""
+    if image.mode != "RGB":
+        image = image.convert("RGBA").convert("RGB") if image.mode == "P" else image.convert("RGB")
+    if image.size != (IMAGE_SIZE, IMAGE_SIZE):
+        image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return normalise(pixels.unsqueeze(0)).squeeze(0)
+
+
+def normalise(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32 normalised with the loaded model's mean and std."""
+    mean = torch.tensor(_normalisation["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(_normalisation["std"], dtype=torch.float32).view(1, 3, 1, 1)
+    return (batch.to(torch.float32) / 255.0 - mean.to(batch.device)) / std.to(batch.device)
+
+
+def input_fn(request_body: bytes, request_content_type: str) -> torch.Tensor:
+    """Decodes one PNG/JPEG image of any size and mode into a (1, 3, 32, 32) batch."""
+    content_type = _media_type(request_content_type)
+    if content_type not in IMAGE_CONTENT_TYPES:
+        raise UnsupportedContentType(
+            f"content type {request_content_type!r} is not supported; "
+            f"send one of {', '.join(sorted(IMAGE_CONTENT_TYPES))}"
+        )
+    try:
+        with Image.open(io.BytesIO(request_body)) as image:
+            image.load()
+            return image_to_tensor(image).unsqueeze(0)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InvalidImage(f"could not decode the request body as an image ({len(request_body)} bytes): {error}") from error
+
+
+def predict_fn(input_data: torch.Tensor, model: LoadedModel) -> torch.Tensor:
+    """(N, 3, 32, 32) -> (N, num_classes) softmax probabilities, float32 on CPU."""
+    with torch.inference_mode():
+        logits = model.net(input_data.to(model.device, dtype=torch.float32))
+        return torch.softmax(logits.float(), dim=1).cpu()
+
+
+def output_fn(prediction: torch.Tensor, accept: str) -> tuple[bytes, str]:
+    """Probabilities in class order as a JSON list, like the built-in image classifier answers."""
+    if _media_type(accept) not in ("", "*/*", JSON_CONTENT_TYPE):
+        raise UnsupportedAccept(f"accept type {accept!r} is not supported; use {JSON_CONTENT_TYPE}")
+    probabilities = prediction.reshape(-1).tolist()
+    return json.dumps(probabilities).encode(), JSON_CONTENT_TYPE
