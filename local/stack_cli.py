@@ -1,0 +1,104 @@
+"""`scones up`, `scones status`, `scones down`: the embedded stack from the command line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .config import load_settings
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "model_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="model.tar.gz (or extracted model dir) to serve. Default: the newest model.tar.gz "
+                   "that `scones train` wrote under $SCONES_HOME/model.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+              help="confidence the filter step requires (default $SCONES_THRESHOLD or 0.93).")
+@click.option("--region", default=None, help="AWS region the emulated stack reports (default $AWS_REGION or us-east-1).")
+def up(model_path: Path | None, threshold: float | None, region: str | None) -> None:
+    """Start the embedded stack: a moto server (S3, Lambda, Step Functions, Logs) running the
+    Lambdas as local processes, and the model server; then deploy the workflow.
+
+    Everything binds 127.0.0.1 on free ports; logs go to $SCONES_HOME/logs. Stop it with
+    `scones down`.
+    """  # fmt: skip
+    from .embedded import ModelNotFound, StackAlreadyRunning, StackStartError, default_model_path, start_stack
+
+    settings = load_settings()
+    try:
+        model_path = model_path or default_model_path(settings)
+        click.echo(f"starting the embedded stack with {model_path} ...")
+        started = start_stack(settings, model_path, threshold=threshold, region=region)
+    except (ModelNotFound, StackAlreadyRunning, StackStartError) as error:
+        raise click.ClickException(f"{type(error).__name__}: {error}") from error
+    state = started.state
+    click.secho(f"stack '{state.stack_name}' ready in {started.seconds_to_ready:.1f} s", fg="green")
+    click.echo(f"  AWS endpoint (moto):   {state.aws_endpoint_url}")
+    click.echo(f"  model server:          {state.model_server_url}  (endpoint {state.endpoint_name})")
+    click.echo(f"  bucket:                s3://{state.bucket}")
+    click.echo(f"  state machine:         {state.state_machine_arn}")
+    click.echo(f"  threshold:             {state.threshold}   classes: {', '.join(state.class_names)}")
+    click.echo(f"  logs:                  {settings.home / 'logs'}")
+    click.echo("\nTo use it from boto3 or the AWS CLI in this shell:")
+    click.echo(f"  export AWS_ENDPOINT_URL={state.aws_endpoint_url}")
+    click.echo(f"  export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={state.model_server_url}")
+    click.echo(f"  export AWS_REGION={state.region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+    click.echo("\nClassify images with `scones classify IMAGE...`; stop with `scones down`.")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def status() -> None:
+    """Show the running stack: its processes (alive?) and endpoints (answering?)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .embedded import http_answers, process_alive
+    from .stack_state import StackNotRunning, load_state
+
+    settings = load_settings()
+    try:
+        state = load_state(settings)
+    except StackNotRunning as error:
+        raise click.ClickException(str(error)) from error
+    table = Table(title=f"stack '{state.stack_name}' ({state.target}, started {state.started_at})")
+    table.add_column("component")
+    table.add_column("where")
+    table.add_column("state")
+    healthy = True
+
+    def row(name: str, where: str, ok: bool, detail: str) -> None:
+        nonlocal healthy
+        healthy &= ok
+        table.add_row(name, where, f"[green]{detail}[/green]" if ok else f"[red]{detail}[/red]")
+
+    for name, pid in state.processes.items():
+        alive = process_alive(pid)
+        row(f"process {name}", f"pid {pid}", alive, "running" if alive else "not running")
+    if state.aws_endpoint_url:
+        ok = http_answers(f"{state.aws_endpoint_url}/moto-api/") if state.target == "embedded" else http_answers(state.aws_endpoint_url)
+        row("AWS endpoint", state.aws_endpoint_url, ok, "answering" if ok else "not answering")
+    if state.model_server_url:
+        ok = http_answers(f"{state.model_server_url}/ping", 200)
+        row("model server", f"{state.model_server_url} ({state.endpoint_name})", ok, "ping 200" if ok else "no ping")
+    table.add_row("bucket", f"s3://{state.bucket}", "")
+    table.add_row("state machine", state.state_machine_arn, "")
+    table.add_row("threshold", str(state.threshold), "")
+    Console().print(table)
+    if not healthy:
+        raise click.ClickException("the stack is not healthy; see the logs in " + str(settings.home / "logs"))
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+def down() -> None:
+    """Stop everything `scones up` started (processes and their ports) and forget the stack."""
+    from .embedded import StackStartError, stop_stack
+    from .stack_state import StackNotRunning
+
+    settings = load_settings()
+    try:
+        stopped = stop_stack(settings)
+    except StackNotRunning as error:
+        raise click.ClickException(str(error)) from error
+    except StackStartError as error:
+        raise click.ClickException(f"{type(error).__name__}: {error}") from error
+    click.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -1,0 +1,126 @@
+"""The one place we use moto's internals: fail loudly, with the reason, if moto moves it.
+
+scones.local.lambda_runner replaces `LambdaFunction._invoke_lambda` and relies on what moto
+does with its return value (`invoke` → X-Amz-Function-Error; Step Functions → errorType).
+"""
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import zipfile
+from importlib.metadata import version
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.awslambda.models import LambdaFunction, lambda_backends
+
+from scones.local import lambda_runner
+
+SEAM = "moto.awslambda.models.LambdaFunction._invoke_lambda"
+
+
+def test_moto_version_is_the_pinned_series():
+    major, minor = (int(part) for part in version("moto").split(".")[:2])
+    assert (major, minor) == (5, 2), (
+        f"moto {version('moto')} installed; the Lambda seam ({SEAM}) was verified on 5.2.x. "
+        "Re-check lambda_runner against the new moto, then widen the pin in pyproject.toml."
+    )
+
+
+def test_invoke_lambda_has_the_signature_the_runner_replaces():
+    assert "_invoke_lambda" in LambdaFunction.__dict__, f"{SEAM} no longer exists: the process runner cannot hook in"
+    signature = inspect.signature(LambdaFunction.__dict__["_invoke_lambda"])
+    assert list(signature.parameters) == ["self", "event"], f"{SEAM} signature changed: {signature}"
+    assert signature.return_annotation in ("tuple[str, bool, str]", tuple[str, bool, str]), (
+        f"{SEAM} no longer returns (payload, errored, logs): {signature.return_annotation}"
+    )
+
+
+class _FakeFunction:
+    """Just enough of a LambdaFunction for LambdaFunction.invoke to call our seam."""
+
+    def __init__(self, result: tuple[str, bool, str]):
+        self.result = result
+        self.events: list = []
+
+    def _invoke_lambda(self, event=None):
+        self.events.append(event)
+        return self.result
+
+
+def test_invoke_turns_errored_into_a_function_error_and_returns_the_payload():
+    error = json.dumps({"errorType": "ThresholdConfidenceNotMet", "errorMessage": "low"})
+    fake = _FakeFunction((error, True, "log line"))
+    headers: dict = {}
+    payload = LambdaFunction.invoke(fake, '{"a": 1}', {}, headers)  # type: ignore[arg-type]
+    assert fake.events == [{"a": 1}], "moto no longer passes the decoded JSON event to _invoke_lambda"
+    assert payload == error.encode(), "moto no longer returns _invoke_lambda's payload as the response body"
+    assert headers.get("x-amz-function-error"), "moto no longer sets X-Amz-Function-Error when errored is True"
+    assert "x-amz-log-result" in headers, "moto no longer returns the logs as x-amz-log-result"
+
+
+def test_invoke_without_error_sets_no_function_error():
+    headers: dict = {}
+    LambdaFunction.invoke(_FakeFunction(('{"ok": 1}', False, "")), "", {}, headers)  # type: ignore[arg-type]
+    assert "x-amz-function-error" not in headers
+
+
+def test_step_functions_reads_error_name_from_function_error_payload():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils, state_task_lambda
+
+    source = inspect.getsource(lambda_eval_utils) + inspect.getsource(state_task_lambda)
+    assert 'get("FunctionError")' in source, "moto's Step Functions no longer checks FunctionError on Lambda results"
+    assert '["errorType"]' in source, "moto's Step Functions no longer takes the error name from the payload's errorType"
+
+
+def test_step_functions_calls_lambda_on_moto_port(monkeypatch: pytest.MonkeyPatch):
+    from moto import settings
+
+    monkeypatch.setenv("MOTO_PORT", "4567")
+    assert settings.moto_server_port() == "4567", "moto no longer reads MOTO_PORT: moto_host must set the port another way"
+
+
+def test_set_config_enables_state_machine_execution():
+    from moto.core.config import default_user_config
+    from moto.moto_api._internal import moto_api_backend
+
+    saved = dict(default_user_config["stepfunctions"])
+    try:
+        moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+        assert default_user_config["stepfunctions"]["execute_state_machine"] is True
+    finally:
+        default_user_config["stepfunctions"] = saved
+
+
+@mock_aws
+def test_function_spec_reads_the_attributes_moto_keeps():
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("fn.py", "def handler(event, context):\n    return event\n")
+    iam = boto3.client("iam", region_name="us-east-1")
+    role = iam.create_role(RoleName="seam", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    boto3.client("lambda", region_name="us-east-1").create_function(
+        FunctionName="seam-fn", Runtime="python3.11", Role=role, Handler="fn.handler",
+        Code={"ZipFile": code.getvalue()}, Timeout=7, MemorySize=256, Environment={"Variables": {"K": "v"}},
+    )  # fmt: skip
+    function = lambda_backends["123456789012"]["us-east-1"].get_function("seam-fn")
+    spec = lambda_runner.function_spec(function)
+    assert (spec.name, spec.handler, spec.timeout_s, spec.memory_mb) == ("seam-fn", "fn.handler", 7.0, 256)
+    assert spec.environment == {"K": "v"} and spec.code_sha256 and spec.arn.endswith(":function:seam-fn")
+    assert function.code_bytes == code.getvalue(), "moto no longer keeps the deployment zip in code_bytes"
+    for method in ("ensure_log_group", "ensure_log_stream", "put_log_events"):
+        assert callable(getattr(function.logs_backend, method, None)), f"moto's logs backend lost {method}"
+
+
+def test_install_replaces_and_uninstall_restores_the_seam(tmp_path):
+    original = LambdaFunction.__dict__["_invoke_lambda"]
+    runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path)
+    uninstall = lambda_runner.install(runner)
+    try:
+        assert LambdaFunction.__dict__["_invoke_lambda"] is lambda_runner._invoke_lambda
+    finally:
+        uninstall()
+        runner.close()
+    assert LambdaFunction.__dict__["_invoke_lambda"] is original
