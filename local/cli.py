@@ -44,3 +44,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="scones-unlimited")
 def main() -> None:
     """Scones Unlimited: the bicycle/motorcycle workflow, offline on one machine or on AWS."""
+
+
+if __name__ == "__main__":
+    main()

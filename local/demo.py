@@ -1,0 +1,83 @@
+"""`scones demo`: the whole chain on the embedded stack, one step after another.
+
+Data (real CIFAR-100 when cached or downloadable, else the generated set) → a short
+training run → `scones up` → every test image through the Step Functions workflow →
+accuracy and outcome counts → monitoring report → `scones down`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from .config import DEFAULT_CLASSES, Settings
+from .workflow import Outcome, run_images, stage_images
+
+
+@dataclass(frozen=True)
+class DemoData:
+    staged_dir: Path
+    generated: bool  # True: the synthetic stand-in, not CIFAR-100 photographs
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    outcomes: list[Outcome]
+    true_labels: dict[str, str]  # image path → its class
+    report_path: Path | None
+
+    @property
+    def accuracy(self) -> float:
+        """Share of images whose predicted label (classified or in review) is the true class."""
+        labelled = [o for o in self.outcomes if o.label is not None]
+        if not labelled:
+            return 0.0
+        return sum(o.label == self.true_labels[o.image] for o in labelled) / len(labelled)
+
+
+def prepare_data(settings: Settings, console: Console, offline: bool) -> DemoData:
+    """CIFAR-100 if it is cached or can be downloaded; otherwise generate the stand-in, and say so."""
+    from scones.model import cifar, synth
+
+    demo_dir = settings.home / "demo"
+    if not offline:
+        try:
+            archive = cifar.download_archive(settings.cache_dir)
+        except cifar.CifarError as error:
+            console.print(f"[yellow]CIFAR-100 is not available ({error})[/]")
+        else:
+            summary = cifar.stage_archive(archive, demo_dir / "cifar100", DEFAULT_CLASSES)
+            console.print(f"staged CIFAR-100 {', '.join(DEFAULT_CLASSES)} into {summary.out_dir}")
+            return DemoData(summary.out_dir, generated=False)
+    console.print("[yellow bold]Using the GENERATED data set (shapes, not photographs) in the CIFAR-100 format.[/]")
+    archive = synth.write_synth_archive(demo_dir / "synth", DEFAULT_CLASSES)
+    summary = cifar.stage_archive(archive, demo_dir / "synth", DEFAULT_CLASSES)
+    return DemoData(summary.out_dir, generated=True)
+
+
+def train_model(settings: Settings, data: DemoData, epochs: int) -> Path:
+    from scones.model import train
+
+    out = settings.home / "demo" / "model"
+    args = train.build_parser().parse_args(["--data", str(data.staged_dir), "--out", str(out), "--epochs", str(epochs)])
+    result = train.run(args)
+    return result.artifact
+
+
+def test_images(data: DemoData) -> dict[str, str]:
+    """Every test image of the staged set, with its true class from the .lst manifest."""
+    import json
+
+    from scones.model.cifar import read_manifest
+
+    test_dir = data.staged_dir / "test"
+    class_names = json.loads((data.staged_dir / "classes.json").read_text())
+    return {str(test_dir / path): class_names[label] for _, label, path in read_manifest(test_dir)}
+
+
+def classify_through_workflow(state, images: list[str], on_done: Callable[[Outcome], None]) -> list[Outcome]:
+    session = state.boto3_session()
+    refs = stage_images(session.client("s3"), state.bucket, images, prefix="demo/")
+    return run_images(session.client("stepfunctions"), state.state_machine_arn, refs, timeout_s=600, on_done=on_done)
