@@ -77,6 +77,26 @@ def test_images(data: DemoData) -> dict[str, str]:
     return {str(test_dir / path): class_names[label] for _, label, path in read_manifest(test_dir)}
 
 
+def write_report(settings: Settings, state, model_path: Path) -> Path:
+    """The monitoring report over what the demo just sent (the endpoint captured 100 %)."""
+    from scones.model.monitor.cli import default_capture_uri
+    from scones.model.monitor.drift import load_baseline
+    from scones.model.monitor.report import generate_report, print_summary
+
+    report, html = generate_report(
+        state.boto3_session(),
+        default_capture_uri(state),
+        settings.home / "demo" / "report",
+        class_names=state.class_names,
+        threshold=state.threshold,
+        baseline=load_baseline(model_path),
+        state_machine_arn=state.state_machine_arn,
+        outcomes_bucket=state.bucket,
+    )
+    print_summary(report)
+    return html
+
+
 def classify_through_workflow(state, images: list[str], on_done: Callable[[Outcome], None]) -> list[Outcome]:
     session = state.boto3_session()
     refs = stage_images(session.client("s3"), state.bucket, images, prefix="demo/")

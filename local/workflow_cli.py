@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from rich.table import Table
 from .config import load_settings
 from .workflow import Outcome, WorkflowError, expand_inputs, run_images, stage_images
 
+CAPTURE_FLUSH_WAIT_S = 3.0
 OUTCOME_STYLE = {"classified": "green", "review": "yellow", "failed": "red"}
 
 
@@ -52,9 +54,10 @@ def outcome_table(outcomes: Sequence[Outcome]) -> Table:
     for column in ("image", "label", "confidence", "outcome", "execution"):
         table.add_column(column, overflow="fold")
     for o in outcomes:
+        image = o.image if o.image.startswith("s3://") else os.path.relpath(o.image)
         outcome_text = o.outcome if not o.reason else f"{o.outcome}: {o.reason}"
         table.add_row(
-            o.image,
+            image,
             o.label or "-",
             "-" if o.confidence is None else f"{o.confidence:.4f}",
             f"[{OUTCOME_STYLE[o.outcome]}]{outcome_text}[/]",
@@ -111,7 +114,7 @@ def demo(epochs: int, threshold: float | None, offline: bool, keep: bool) -> Non
     import time
 
     from . import demo as steps
-    from .embedded import StackAlreadyRunning, start_stack, stop_stack
+    from .embedded import StackAlreadyRunning, start_stack, stop_model_server, stop_stack
 
     settings = load_settings()
     console = Console()
@@ -137,14 +140,20 @@ def demo(epochs: int, threshold: float | None, offline: bool, keep: bool) -> Non
             task = progress.add_task("executions", total=len(truth))
             outcomes = steps.classify_through_workflow(state, list(truth), lambda _: progress.advance(task))
         console.print(outcome_table(outcomes))
-        result = steps.DemoResult(outcomes, truth, report_path=None)
+        console.rule("[bold]5/5 monitoring report and summary")
+        if keep:
+            time.sleep(CAPTURE_FLUSH_WAIT_S)  # the model server flushes its capture buffer every 2 s
+        else:
+            stop_model_server(settings)  # flushes the capture buffer on shutdown
+        report = steps.write_report(settings, state, artifact)
+        result = steps.DemoResult(outcomes, truth, report)
         counts = outcome_counts(outcomes)
-        console.rule("[bold]5/5 summary")
         console.print(
             f"{len(outcomes)} images ({'GENERATED data' if data.generated else 'CIFAR-100'}): "
             f"{counts['classified']} classified, {counts['review']} sent to review, {counts['failed']} failed; "
             f"accuracy of predicted labels {result.accuracy:.1%}; threshold {state.threshold}"
         )
+        console.print(f"monitoring report: {report}")
     finally:
         if keep:
             console.print("stack left running (--keep): try `scones status`, `scones classify IMAGE`, `scones down`")
