@@ -15,7 +15,13 @@ from .config import load_settings
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="confidence the filter step requires (default $SCONES_THRESHOLD or 0.93).")
 @click.option("--region", default=None, help="AWS region the emulated stack reports (default $AWS_REGION or us-east-1).")
-def up(model_path: Path | None, threshold: float | None, region: str | None) -> None:
+@click.option("--compose", is_flag=True,
+              help="Start the docker compose stack instead (LocalStack + model container; needs a Docker engine).")
+@click.option("--emulator", type=click.Choice(["localstack", "moto"]), default="localstack", show_default=True,
+              help="With --compose: LocalStack 4.14 (no token needed) or the token-free moto profile.")
+@click.option("--gpu", is_flag=True, help="With --compose: give the model container the NVIDIA GPU.")
+def up(model_path: Path | None, threshold: float | None, region: str | None, compose: bool, emulator: str,
+       gpu: bool) -> None:
     """Start the embedded stack: a moto server (S3, Lambda, Step Functions, Logs) running the
     Lambdas as local processes, and the model server; then deploy the workflow.
 
@@ -24,6 +30,9 @@ def up(model_path: Path | None, threshold: float | None, region: str | None) -> 
     """  # fmt: skip
     from .embedded import ModelNotFound, StackAlreadyRunning, StackStartError, default_model_path, start_stack
 
+    if compose:
+        _compose_up(emulator, gpu)
+        return
     settings = load_settings()
     try:
         model_path = model_path or default_model_path(settings)
@@ -44,6 +53,18 @@ def up(model_path: Path | None, threshold: float | None, region: str | None) -> 
     click.echo(f"  export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={state.model_server_url}")
     click.echo(f"  export AWS_REGION={state.region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
     click.echo("\nClassify images with `scones classify IMAGE...`; stop with `scones down`.")
+
+
+def _compose_up(emulator: str, gpu: bool) -> None:
+    from .compose import ComposeFailed, compose_up
+    from .docker_engine import DockerUnavailable
+
+    try:
+        state = compose_up(emulator=emulator, gpu=gpu)
+    except (ComposeFailed, DockerUnavailable) as error:
+        raise click.ClickException(f"{type(error).__name__}: {error}") from error
+    click.secho(f"compose stack ready: state machine {state.state_machine_arn}", fg="green")
+    click.echo("Classify images with `scones classify IMAGE...`; stop with `docker compose down -v`.")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

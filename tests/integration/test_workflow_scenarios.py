@@ -31,24 +31,19 @@ def stack(request):
 
 @pytest.fixture
 def set_threshold(stack):
-    """Redeploy the stack with another threshold (the same deploy path as `scones up --threshold`)."""
-    from scones.local.deploy import StackConfig, deploy_stack
+    """Change the deployed filter function's THRESHOLD for one test, on whichever stack."""
+    from scones.local.deploy import function_name
 
-    state = stack.state
+    lambda_ = stack.state.boto3_session().client("lambda")
+    name = function_name(stack.state.stack_name, "filter_inferences")
+    original = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
 
     def apply(threshold: float) -> None:
-        config = StackConfig(
-            stack_name=state.stack_name,
-            bucket=state.bucket,
-            endpoint_name=state.endpoint_name,
-            class_names=tuple(state.class_names),
-            threshold=threshold,
-            lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": state.model_server_url},
-        )
-        deploy_stack(state.boto3_session(), config)
+        variables = {**original, "THRESHOLD": str(threshold)}
+        lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
 
     yield apply
-    apply(state.threshold)
+    lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": original})
 
 
 def put_and_run(stack, body: bytes | None, key: str | None = None, timeout_s: float = 120) -> Outcome:
