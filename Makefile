@@ -20,6 +20,7 @@ demo: setup
 	$(BIN)/scones demo
 
 test: setup
+	scripts/install_test_tools.sh
 	$(BIN)/python -m pytest
 
 test-fast: setup

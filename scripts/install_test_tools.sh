@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System tools the test suite uses beyond the virtualenv: Debian's chromium, to open the
+# monitoring report in a real headless browser. Installed when missing and we may (root + apt);
+# otherwise the browser test skips itself and says why.
+set -euo pipefail
+
+if command -v chromium >/dev/null 2>&1; then
+  exit 0
+fi
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing chromium (headless browser for the report test) ..."
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+else
+  echo "note: chromium is not installed and cannot be installed here; the report browser test will be skipped" >&2
+fi
