@@ -31,9 +31,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _CurrentStdoutHandler(logging.StreamHandler):
+    """Writes to whatever sys.stdout is at emit time (the runtime's, a worker's pipe, a test's capture)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _configure() -> logging.Logger:
     logger = logging.getLogger("scones.lambdas")
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _CurrentStdoutHandler()
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
