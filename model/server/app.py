@@ -169,12 +169,17 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            state = scope.get("state", {})
-            request_log.info(json.dumps({
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "latency_ms": round((time.perf_counter() - started) * 1000, 3),
-                "batch_size": state.get("batch_size"),
-                "inference_id": state.get("inference_id"),
-            }))
+            if request_log.isEnabledFor(logging.INFO):  # no json.dumps per request under --log-level warning
+                self.log(scope, status, started)
+
+    @staticmethod
+    def log(scope: Scope, status: int, started: float) -> None:
+        state = scope.get("state", {})
+        request_log.info(json.dumps({
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 3),
+            "batch_size": state.get("batch_size"),
+            "inference_id": state.get("inference_id"),
+        }))
