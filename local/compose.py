@@ -7,7 +7,6 @@ ports and SCONES_HOME through, and returns the state `scones classify` then uses
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,6 @@ UP_TIMEOUT_S = 1800  # first run: image builds and the small model's training
 
 class ComposeFailed(RuntimeError):
     """`docker compose` exited non-zero; the message carries its last output."""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -26,7 +26,6 @@ class DemoData:
 class DemoResult:
     outcomes: list[Outcome]
     true_labels: dict[str, str]  # image path → its class
-    report_path: Path | None
 
     @property
     def accuracy(self) -> float:

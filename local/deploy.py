@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from scones.statemachine import load_definition, render
 
+from .config import DEFAULT_THRESHOLD
 from .iam_policies import AccountContext, function_policy, state_machine_policy, trust_policy
 from .lambda_package import FUNCTIONS, build_function_zip, code_sha256, handler_string
 
@@ -47,7 +48,7 @@ class StackConfig:
     bucket: str
     endpoint_name: str
     class_names: tuple[str, ...]
-    threshold: float = 0.93
+    threshold: float = DEFAULT_THRESHOLD
     lambda_environment: dict[str, str] = field(default_factory=dict)
     lambda_timeout_s: int = 30
     lambda_runtime: str = "python3.11"

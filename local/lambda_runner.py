@@ -18,7 +18,6 @@ import hashlib
 import io
 import json
 import math
-import os
 import select
 import shutil
 import subprocess
@@ -90,7 +89,6 @@ class InvocationResult:
     payload: str  # JSON text: the handler's result, or the error document
     errored: bool  # a function error (moto sets X-Amz-Function-Error)
     logs: str  # this invocation's log lines (the LogType=Tail result)
-    worker_pid: int | None = None
 
 
 LogSink = Callable[[FunctionSpec, str, list[str]], None]  # (function, stream name, lines)
@@ -349,7 +347,7 @@ class ProcessLambdaRunner:
         if sink is not None:
             with self._log_lock:
                 sink(spec, worker.log_stream, lines)
-        return InvocationResult(payload, errored, "\n".join(lines), worker.pid), healthy
+        return InvocationResult(payload, errored, "\n".join(lines)), healthy
 
     @staticmethod
     def _log_lines(worker: _Worker, request_id: str, output: list[str], duration_ms: float, memory_mb: int) -> list[str]:

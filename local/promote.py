@@ -22,7 +22,7 @@ import click
 from botocore.exceptions import ClientError
 
 from .aws_images import pytorch_image_uri
-from .config import DEFAULT_CLASSES, load_settings
+from .config import DEFAULT_CLASSES, DEFAULT_THRESHOLD, load_settings
 from .deploy import StackConfig, deploy_stack, destroy_stack, function_name, state_machine_name
 from .lambda_package import FUNCTIONS
 from .sagemaker_endpoint import (
@@ -54,7 +54,7 @@ class PromoteRequest:
     instance_type: str = DEFAULT_INSTANCE_TYPE
     capture_percent: int = 100
     image: str | None = None  # default: the AWS PyTorch inference image for the region
-    threshold: float = 0.93
+    threshold: float = DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-STACK_TAG = "scones:stack"
+from .deploy import STACK_TAG
+
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 VARIANT_NAME = "AllTraffic"
 
@@ -199,24 +200,23 @@ def _tagged(sm: Any, arn: str, stack_name: str) -> bool:
     return {"Key": STACK_TAG, "Value": stack_name} in tags
 
 
-def stack_endpoint_configs(sm: Any, endpoint_name: str, stack_name: str) -> list[str]:
-    pages = sm.get_paginator("list_endpoint_configs").paginate(NameContains=endpoint_name)
-    configs = [c for page in pages for c in page["EndpointConfigs"]]
+def _stack_resources(sm: Any, operation: str, kind: str, endpoint_name: str, stack_name: str) -> list[str]:
+    """Names of this stack's `kind`s ("Model", "EndpointConfig") named after the endpoint."""
+    pages = sm.get_paginator(operation).paginate(NameContains=endpoint_name)
+    resources = [r for page in pages for r in page[f"{kind}s"]]
     return [
-        c["EndpointConfigName"]
-        for c in configs
-        if c["EndpointConfigName"].startswith(f"{endpoint_name}-") and _tagged(sm, c["EndpointConfigArn"], stack_name)
+        r[f"{kind}Name"]
+        for r in resources
+        if r[f"{kind}Name"].startswith(f"{endpoint_name}-") and _tagged(sm, r[f"{kind}Arn"], stack_name)
     ]
+
+
+def stack_endpoint_configs(sm: Any, endpoint_name: str, stack_name: str) -> list[str]:
+    return _stack_resources(sm, "list_endpoint_configs", "EndpointConfig", endpoint_name, stack_name)
 
 
 def stack_models(sm: Any, endpoint_name: str, stack_name: str) -> list[str]:
-    pages = sm.get_paginator("list_models").paginate(NameContains=endpoint_name)
-    models = [m for page in pages for m in page["Models"]]
-    return [
-        m["ModelName"]
-        for m in models
-        if m["ModelName"].startswith(f"{endpoint_name}-") and _tagged(sm, m["ModelArn"], stack_name)
-    ]
+    return _stack_resources(sm, "list_models", "Model", endpoint_name, stack_name)
 
 
 def prune_superseded(sm: Any, endpoint_name: str, stack_name: str, *, keep_config: str, keep_model: str) -> list[str]:

@@ -11,9 +11,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from .aws_images import ecr_repository_arn
+from .deploy import STACK_TAG
 from .iam_policies import trust_policy
 
-STACK_TAG = "scones:stack"
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
 

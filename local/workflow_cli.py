@@ -146,7 +146,7 @@ def demo(epochs: int, threshold: float | None, offline: bool, keep: bool) -> Non
         else:
             stop_model_server(settings)  # flushes the capture buffer on shutdown
         report = steps.write_report(settings, state, artifact)
-        result = steps.DemoResult(outcomes, truth, report)
+        result = steps.DemoResult(outcomes, truth)
         counts = outcome_counts(outcomes)
         console.print(
             f"{len(outcomes)} images ({'GENERATED data' if data.generated else 'CIFAR-100'}): "

@@ -89,6 +89,13 @@ def _bar_width(buckets: TimeBuckets) -> float:
     return buckets.size / timedelta(days=1) * 0.85  # matplotlib dates are in days
 
 
+def _share_per_bucket(buckets: TimeBuckets, selected: np.ndarray) -> np.ndarray:
+    """The share of each bucket's records that are selected (0 for an empty bucket)."""
+    totals = np.bincount(buckets.index, minlength=len(buckets.starts)).astype(float)
+    counts = np.bincount(buckets.index, weights=selected, minlength=len(buckets.starts))
+    return np.divide(counts, totals, out=np.zeros_like(totals), where=totals > 0)
+
+
 def confidence_over_time(records: Sequence[CaptureRecord], class_names: Sequence[str], threshold: float) -> Chart:
     title = "Max confidence over inference time"
     figure, axes = _figure(title)
@@ -143,11 +150,9 @@ def class_mix_over_time(records: Sequence[CaptureRecord], class_names: Sequence[
         _empty(axes)
     else:
         predicted = np.array([r.predicted_index for r in records])
-        totals = np.bincount(buckets.index, minlength=len(buckets.starts)).astype(float)
         bottom = np.zeros(len(buckets.starts))
         for index, name in enumerate(class_names):
-            counts = np.bincount(buckets.index[predicted == index], minlength=len(buckets.starts))
-            share = np.divide(counts, totals, out=np.zeros_like(totals), where=totals > 0)
+            share = _share_per_bucket(buckets, predicted == index)
             axes.bar(buckets.starts, share, bottom=bottom, width=_bar_width(buckets), align="edge", label=name)
             bottom += share
         axes.set_ylim(0, 1)
@@ -164,10 +169,7 @@ def below_threshold_share(records: Sequence[CaptureRecord], threshold: float, ba
     if not records:
         _empty(axes)
     else:
-        below = np.array([r.max_confidence < threshold for r in records])
-        totals = np.bincount(buckets.index, minlength=len(buckets.starts)).astype(float)
-        counts = np.bincount(buckets.index, weights=below, minlength=len(buckets.starts))
-        share = np.divide(counts, totals, out=np.zeros_like(totals), where=totals > 0)
+        share = _share_per_bucket(buckets, np.array([r.max_confidence < threshold for r in records]))
         axes.bar(buckets.starts, share, width=_bar_width(buckets), align="edge", color="#ff7f0e", label="captured")
         if baseline_share is not None:
             axes.axhline(baseline_share, color=BASELINE_COLOUR, linestyle=":", label=f"baseline {baseline_share:.1%}")

@@ -7,7 +7,7 @@ from urllib.parse import unquote
 
 import boto3
 import pytest
-from fixtures.promote_fixtures import run_script, write_fake_artifact
+from fixtures.promote_fixtures import run_promote, write_fake_artifact
 
 from scones.local.sagemaker_roles import ensure_role, training_role_name, training_role_policy
 
@@ -39,9 +39,7 @@ def _problems(role: str, document: dict) -> list[str]:
 def test_every_stack_policy_is_least_privilege(moto_server: str, moto_session: boto3.Session, tmp_path: Path) -> None:
     stack = "iam1"
     model = write_fake_artifact(tmp_path / "model.tar.gz", ["bicycle", "motorcycle"])
-    promoted = run_script("promote.sh", "--model", str(model), "--bucket", f"{stack}-bucket", "--stack-name", stack,
-                          "--poll", "0", "--yes", moto_url=moto_server, home=tmp_path)
-    assert promoted.returncode == 0, promoted.stderr
+    run_promote(moto_server, tmp_path, model, stack)
     iam = moto_session.client("iam")
     ensure_role(iam, training_role_name(stack), training_role_policy(
         bucket=f"{stack}-bucket", read_prefixes=["data", "code"], output_prefix="training",

@@ -1,7 +1,6 @@
 """scripts/promote.sh end to end against a real moto server over HTTP."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import boto3
@@ -11,6 +10,7 @@ from fixtures.promote_fixtures import (  # noqa: F401  (fixtures used by name)
     moto_requests,
     moto_update_endpoint,
     operation_of,
+    run_promote,
     run_script,
     write_fake_artifact,
 )
@@ -22,12 +22,7 @@ MUTATING = ("Create", "Update", "Delete", "PutRolePolicy", "PutObject", "PUT ", 
 
 
 def _promote(moto_server: str, home: Path, model: Path | str, stack: str, *extra: str):
-    result = run_script(
-        "promote.sh", "--model", str(model), "--bucket", f"{stack}-bucket", "--stack-name", stack,
-        "--capture-percent", "50", "--poll", "0", "--yes", *extra, moto_url=moto_server, home=home,
-    )
-    assert result.returncode == 0, result.stderr
-    return result
+    return run_promote(moto_server, home, model, stack, "--capture-percent", "50", *extra)
 
 
 def _sagemaker_state(sm, endpoint: str) -> tuple[str, str]:

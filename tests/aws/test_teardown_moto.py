@@ -5,7 +5,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from fixtures.promote_fixtures import run_script, write_fake_artifact
+from fixtures.promote_fixtures import run_promote, run_script, write_fake_artifact
 
 pytestmark = pytest.mark.slow
 TAG = "scones:stack"
@@ -43,9 +43,7 @@ def _tagged_resources(session: boto3.Session, stack: str) -> list[str]:
 def test_teardown_removes_every_tagged_resource(moto_server: str, moto_session: boto3.Session, tmp_path: Path) -> None:
     stack = "tear1"
     model = write_fake_artifact(tmp_path / "model.tar.gz", ["bicycle", "motorcycle"])
-    promoted = run_script("promote.sh", "--model", str(model), "--bucket", f"{stack}-bucket", "--stack-name", stack,
-                          "--poll", "0", "--yes", moto_url=moto_server, home=tmp_path)
-    assert promoted.returncode == 0, promoted.stderr
+    run_promote(moto_server, tmp_path, model, stack)
     before = _tagged_resources(moto_session, stack)
     assert len(before) >= 12  # endpoint, config, model, 6 roles, 4 functions, state machine, bucket
 

@@ -7,7 +7,6 @@ import os
 import pickle
 import socket
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
