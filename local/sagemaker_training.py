@@ -44,8 +44,12 @@ METRIC_DEFINITIONS = [
 ]
 # Runtime dependencies of scones.model.train beyond the PyTorch training image.
 SOURCE_REQUIREMENTS = "tqdm\n"
-# Modules of scones.model the trainer imports; server/ and monitor/ stay out of the bundle.
-SOURCE_MODULES = ("__init__.py", "train.py", "artifact.py", "cifar.py", "code/__init__.py", "code/inference.py")
+# The modules the trainer imports (scones.model.train → artifact, cifar, code.inference,
+# scones.local.config); server/, monitor/ and the rest of scones.local stay out of the bundle.
+SOURCE_MODULES = (
+    "model/__init__.py", "model/train.py", "model/artifact.py", "model/cifar.py",
+    "model/code/__init__.py", "model/code/inference.py", "local/__init__.py", "local/config.py",
+)
 
 
 class TrainingJobFailed(RuntimeError):
@@ -132,13 +136,16 @@ def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
     }
 
 
-def build_source_bundle(model_package_dir: Path | None = None) -> bytes:
-    """sourcedir.tar.gz: scones/model/... plus the entry script; byte-identical for identical code."""
-    if model_package_dir is None:
-        import scones.model
+def build_source_bundle() -> bytes:
+    """sourcedir.tar.gz: the trainer's scones modules plus the entry script; byte-identical for identical code."""
+    import scones.local
+    import scones.model
 
-        model_package_dir = Path(scones.model.__file__).parent
-    files = {f"scones/model/{name}": (model_package_dir / name).read_bytes() for name in SOURCE_MODULES}
+    roots = {"model": Path(scones.model.__file__).parent, "local": Path(scones.local.__file__).parent}
+    files = {}
+    for name in SOURCE_MODULES:
+        package, relative = name.split("/", 1)
+        files[f"scones/{name}"] = (roots[package] / relative).read_bytes()
     files[ENTRY_POINT] = ENTRY_SOURCE.encode()
     files["requirements.txt"] = SOURCE_REQUIREMENTS.encode()
     raw = io.BytesIO()

@@ -4,6 +4,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -43,6 +45,22 @@ def test_source_bundle_runs_our_trainer() -> None:
         entry = tar.extractfile("sagemaker_entry.py").read().decode()
     assert {"scones/model/train.py", "scones/model/code/inference.py", "scones/model/artifact.py"} <= names
     assert "from scones.model.train import main" in entry
+
+
+def test_source_bundle_imports_the_trainer_without_the_installed_package(tmp_path: Path) -> None:
+    """What SageMaker does: extract sourcedir.tar.gz, run the entry script; nothing else of ours exists."""
+    with tarfile.open(fileobj=io.BytesIO(build_source_bundle())) as tar:
+        tar.extractall(tmp_path, filter="data")
+    probe = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import scones.model.train as train\n"
+        f"assert train.__file__.startswith({str(tmp_path)!r}), train.__file__\n"
+        "train.build_parser()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
 
 
 def test_training_job_request(moto_server: str, moto_session: boto3.Session, tmp_path: Path, moto_requests) -> None:
