@@ -2,7 +2,9 @@
 
 Like TorchServe's `batch_size`/`max_batch_delay` and LitServe's `max_batch_size`/`batch_timeout`:
 a batch is dispatched when it is full, when the delay since its first request has passed, or
-at once when no other request is on its way (so a lone client never waits for the delay).
+at once when no other request is on its way and it is as large as the last batch (so a lone
+client never waits for the delay, and clients answered together, coming back a few at a time,
+are gathered again instead of being split into a small batch and a large one).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self.max_batch_delay_s = max_batch_delay_ms / 1000
         self._queue: asyncio.Queue[_Pending[Item, Result]] | None = None
         self._arriving = 0  # requests announced by `expecting()` but not yet submitted
+        self._last_batch_size = 1  # the clients of the last batch are likely to come back together
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
         self._collector: asyncio.Task[None] | None = None
 
@@ -97,7 +100,7 @@ class DynamicBatcher(Generic[Item, Result]):
                 batch.append(self._queue.get_nowait())
                 continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or self._arriving <= 0:
+            if remaining <= 0 or (self._arriving <= 0 and len(batch) >= self._last_batch_size):
                 return
             getter = asyncio.ensure_future(self._queue.get())
             await asyncio.wait({getter}, timeout=remaining)
@@ -107,6 +110,7 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item, Result]]) -> None:
         items = [pending.item for pending in batch]
+        self._last_batch_size = len(batch)
         try:
             results: list[Result | BaseException] = await loop.run_in_executor(self._worker, self.handle_batch, items)
             if len(results) != len(items):

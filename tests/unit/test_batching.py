@@ -86,6 +86,24 @@ def test_a_batch_waits_for_a_request_still_arriving() -> None:
     assert run(two_requests()) == [("late", 2), ("early", 2)]
 
 
+def test_a_batch_waits_for_as_many_requests_as_the_last_batch_had() -> None:
+    async def lockstep_clients() -> list[int]:
+        seen: list[int] = []
+        batcher = DynamicBatcher(lambda items: seen.append(len(items)) or items, max_batch_size=32, max_batch_delay_ms=2000)
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit(index) for index in range(4)))
+
+        async def come_back(index: int) -> tuple:
+            await asyncio.sleep(0.01 * index)  # the same clients return a few milliseconds apart
+            return await batcher.submit(index)
+
+        await asyncio.gather(*(come_back(index) for index in range(4)))
+        await batcher.stop()
+        return seen
+
+    assert run(lockstep_clients()) == [4, 4]
+
+
 def test_submitting_to_a_stopped_batcher_is_a_named_error() -> None:
     with pytest.raises(BatcherClosed):
         run(DynamicBatcher(lambda items: items).submit(1))
