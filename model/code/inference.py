@@ -163,7 +163,9 @@ def input_fn(request_body: bytes, request_content_type: str) -> torch.Tensor:
         with Image.open(io.BytesIO(request_body)) as image:
             image.load()
             return image_to_tensor(image).unsqueeze(0)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError as error:  # its message is only the BytesIO repr
+        raise InvalidImage(f"the request body ({len(request_body)} bytes) is not a PNG, JPEG or other image") from error
+    except (OSError, SyntaxError, ValueError) as error:
         raise InvalidImage(f"could not decode the request body as an image ({len(request_body)} bytes): {error}") from error
 
 
