@@ -73,7 +73,15 @@ def test_images(data: DemoData) -> dict[str, str]:
 
     test_dir = data.staged_dir / "test"
     class_names = json.loads((data.staged_dir / "classes.json").read_text())
-    return {str(test_dir / path): class_names[label] for _, label, path in read_manifest(test_dir)}
+    return {_shown(test_dir / path): class_names[label] for _, label, path in read_manifest(test_dir)}
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it (short table rows), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def write_report(settings: Settings, state, model_path: Path) -> Path:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -54,10 +53,9 @@ def outcome_table(outcomes: Sequence[Outcome]) -> Table:
     for column in ("image", "label", "confidence", "outcome", "execution"):
         table.add_column(column, overflow="fold")
     for o in outcomes:
-        image = o.image if o.image.startswith("s3://") else os.path.relpath(o.image)
         outcome_text = o.outcome if not o.reason else f"{o.outcome}: {o.reason}"
         table.add_row(
-            image,
+            o.image,
             o.label or "-",
             "-" if o.confidence is None else f"{o.confidence:.4f}",
             f"[{OUTCOME_STYLE[o.outcome]}]{outcome_text}[/]",
