@@ -2,7 +2,8 @@
 
 Staged layout (also the SageMaker channel layout): DIR/classes.json, DIR/train/ and DIR/test/,
 each with RGB PNGs, a `.lst` manifest (`index<TAB>label<TAB>file name`, labels from 0) and a
-copy of classes.json.
+copy of classes.json. The seeds' layout is read too: DIR/train/, DIR/test/, DIR/train.lst,
+DIR/test.lst, no classes.json (class names then come from the caller).
 """
 from __future__ import annotations
 
@@ -245,20 +246,74 @@ def stage_archive(archive_path: Path, out_dir: Path, classes: Sequence[str]) -> 
     return summary
 
 
-def read_manifest(split_dir: Path) -> list[tuple[int, int, str]]:
-    """The split's .lst rows: (index, label, relative path)."""
-    manifest = split_dir / f"{split_dir.name}.lst"
-    if not manifest.is_file():
-        manifests = sorted(split_dir.glob("*.lst"))
-        if len(manifests) != 1:
-            raise FileNotFoundError(f"{split_dir} has no single .lst manifest; stage data with `scones data stage`")
-        manifest = manifests[0]
+class ManifestMissing(CifarError):
+    """A split folder has no .lst manifest where the staged or the seeds' layout puts it."""
+
+
+def find_manifest(split_dir: Path, manifest_dir: Path | None = None) -> Path:
+    """The split's .lst: inside it (our staged layout), or beside it as the seeds uploaded it
+    (`DIR/train.lst` next to `DIR/train/`), or in `manifest_dir` (a SageMaker `train_lst` channel)."""
+    name = f"{split_dir.name}.lst"
+    for candidate in (split_dir / name, split_dir.parent / name, *([manifest_dir / name] if manifest_dir else [])):
+        if candidate.is_file():
+            return candidate
+    for folder in (split_dir, manifest_dir):
+        manifests = sorted(folder.glob("*.lst")) if folder and folder.is_dir() else []
+        if len(manifests) == 1:
+            return manifests[0]
+    raise ManifestMissing(
+        f"no {name} in {split_dir} or beside it{f' or in {manifest_dir}' if manifest_dir else ''}; "
+        "stage data with `scones data stage` (or give the seeds' layout: train/, test/, train.lst, test.lst)"
+    )
+
+
+def read_manifest(split_dir: Path, manifest_dir: Path | None = None) -> list[tuple[int, int, str]]:
+    """The split's .lst rows: (index, label, path relative to split_dir); labels come only from here."""
+    manifest = find_manifest(split_dir, manifest_dir)
     rows = []
-    for line in manifest.read_text().splitlines():
-        if line.strip():
-            index, label, path = line.split("\t")
-            rows.append((int(index), int(label), path))
+    for number, line in enumerate(manifest.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) != 3 or not fields[0].strip().isdigit() or not fields[1].strip().isdigit():
+            raise InvalidArchive(f"{manifest} line {number}: expected index<TAB>label<TAB>file, got {line!r}")
+        rows.append((int(fields[0]), int(fields[1]), fields[2].strip()))
     return rows
+
+
+def find_class_names(split_dir: Path, default: Sequence[str]) -> list[str]:
+    """classes.json in the split or its parent (staged layout), else `default` (the seeds wrote none)."""
+    for candidate in (split_dir / "classes.json", split_dir.parent / "classes.json"):
+        if candidate.is_file():
+            return list(json.loads(candidate.read_text()))
+    return list(default)
+
+
+def stage_from_dir(source: Path, out_dir: Path, classes: Sequence[str]) -> StageSummary:
+    """Stages a folder in the seeds' layout (train/, test/, train.lst, test.lst; RGBA PNGs) or ours:
+    RGB PNGs, the manifests inside each split, classes.json. Labels come from the manifests."""
+    names = find_class_names(source / SPLITS[0], classes)
+    classes_json = json.dumps(names)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "classes.json").write_text(classes_json)
+    summary = StageSummary(out_dir, names)
+    for split in SPLITS:
+        rows = read_manifest(source / split)
+        split_dir = out_dir / split
+        split_dir.mkdir(exist_ok=True)
+        (split_dir / "classes.json").write_text(classes_json)
+        counts = dict.fromkeys(names, 0)
+        for _, label, relative in tqdm(rows, desc=f"writing {split} PNGs", unit="img"):
+            if not 0 <= label < len(names):
+                raise UnknownClass(f"{source / split}: label {label} of {relative} is not one of {len(names)} classes {names}")
+            with Image.open(source / split / relative) as image:
+                target = split_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                image.convert("RGB").save(target, format="PNG")
+            counts[names[label]] += 1
+        (split_dir / f"{split}.lst").write_text("".join(f"{i}\t{label}\t{path}\n" for i, label, path in rows))
+        summary.counts[split] = counts
+    return summary
 
 
 # --- S3 upload -------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 SageMaker script mode runs `python train.py --epochs 30 ...` with SM_MODEL_DIR,
 SM_CHANNEL_TRAIN, SM_CHANNEL_TEST and SM_NUM_GPUS set; locally the same flags work with
 `--data DIR --out DIR`. Per-epoch metrics are printed as `key=value` lines so a SageMaker
-metric definition like `test_acc=([0-9.]+)` can read them.
+metric definition like `val_acc=([0-9.]+)` can read them.
+
+Honest evaluation: a stratified, seeded validation split carved from the training set picks
+the epoch and fits the temperature; the test split is only reported, never used for a choice.
 """
 from __future__ import annotations
 
@@ -22,27 +25,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from scones.local.config import load_settings
+from scones.local.config import DEFAULT_CLASSES, load_settings
 
+from . import calibration
 from .artifact import pack_artifact, write_code_dir
-from .cifar import read_manifest
 from .code import inference
 from .code.inference import ARCHITECTURE, CIFAR100_MEAN, CIFAR100_STD, IMAGE_SIZE, ResNet18Cifar
+from .training_data import TrainingDataMissing, TrainingError, augment, load_split, stratified_split
 
 DEFAULT_THRESHOLD = 0.93  # the workflow's confidence threshold, recorded in baseline.json
-PAD = 4  # random-crop padding, as in the usual CIFAR recipe
-
-
-class TrainingError(Exception):
-    """Base of the named training errors."""
-
-
-class TrainingDataMissing(TrainingError):
-    """The train or test channel is not a staged data folder."""
+RELIABILITY_FILE = "reliability.png"
+# The recipe chosen in bench/recipes.md: the best test figures within 3 minutes on a 2-core CPU.
+DEFAULT_EPOCHS = 20
+DEFAULT_WIDTH = 16
+DEFAULT_LABEL_SMOOTHING = 0.1
+DEFAULT_CUTOUT = 8
 
 
 class PretrainedWeightsUnavailable(TrainingError):
@@ -51,25 +51,49 @@ class PretrainedWeightsUnavailable(TrainingError):
 
 @dataclass
 class EpochMetrics:
+    """One epoch: train figures on the augmented batches, val figures on the held-out validation split."""
+
     epoch: int
     train_loss: float
     train_acc: float
-    test_loss: float
-    test_acc: float
+    val_loss: float
+    val_acc: float
     seconds: float
 
     def line(self) -> str:
         return (
             f"epoch={self.epoch} train_loss={self.train_loss:.4f} train_acc={self.train_acc:.4f} "
-            f"test_loss={self.test_loss:.4f} test_acc={self.test_acc:.4f} epoch_seconds={self.seconds:.2f}"
+            f"val_loss={self.val_loss:.4f} val_acc={self.val_acc:.4f} epoch_seconds={self.seconds:.2f}"
         )
 
 
 @dataclass
+class SplitReport:
+    """The chosen model's figures on one split, with calibrated probabilities."""
+
+    split: str
+    images: int
+    loss: float
+    accuracy: float
+    ece_before: float  # expected calibration error at T = 1
+    ece_after: float  # ... after temperature scaling
+    routing: dict  # share auto-routed at the threshold and accuracy among them (calibrated)
+
+    def line(self) -> str:
+        prefix = "test" if self.split == "test" else "val"
+        return (f"{prefix}_acc={self.accuracy:.4f} {prefix}_loss={self.loss:.4f} {prefix}_ece_before={self.ece_before:.4f} "
+                f"{prefix}_ece_after={self.ece_after:.4f} {prefix}_auto_routed={self.routing['auto_routed_share']:.4f} "
+                f"{prefix}_auto_routed_acc={self.routing['auto_routed_accuracy'] or 0:.4f}")
+
+
+@dataclass
 class TrainResult:
-    best: EpochMetrics
+    best: EpochMetrics  # the epoch chosen on the validation split
     history: list[EpochMetrics]
-    confusion_matrix: list[list[int]]
+    validation: SplitReport
+    test: SplitReport
+    temperature: float
+    confusion_matrix: list[list[int]]  # test split
     class_names: list[str]
     model_dir: Path
     artifact: Path | None
@@ -80,77 +104,68 @@ def in_sagemaker() -> bool:
     return "SM_MODEL_DIR" in os.environ or "SM_TRAINING_ENV" in os.environ
 
 
+def _fraction(value: str) -> float:
+    number = float(value)
+    if not 0 < number < 0.5:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5, got {value}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     home = load_settings().home
     parser = argparse.ArgumentParser(
         prog="scones train",
-        description="Train the ResNet-18 (32x32) classifier on a staged data folder and write model.tar.gz "
+        description="Train the ResNet-18 (32x32) classifier from scratch, pick the epoch and fit the confidence "
+        "temperature on a validation split carved from train, report on test, and write model.tar.gz "
         "(SageMaker PyTorch layout). Runs unchanged as a SageMaker script-mode entry point.",
     )
     parser.add_argument("--data", type=Path, default=home / "data" / "synth",
-                        help="staged folder with train/ and test/ (from `scones data stage|synth`); "
-                        "SM_CHANNEL_TRAIN / SM_CHANNEL_TEST override it (default: %(default)s)")
+                        help="folder with train/ and test/: staged by `scones data stage|synth`, or the seeds' layout "
+                        "(train/, test/, train.lst, test.lst); SM_CHANNEL_TRAIN / SM_CHANNEL_TEST override it "
+                        "(default: %(default)s)")
     parser.add_argument("--train-dir", type=Path, default=env.get("SM_CHANNEL_TRAIN"), help=argparse.SUPPRESS)
-    parser.add_argument("--test-dir", type=Path, default=env.get("SM_CHANNEL_TEST"), help=argparse.SUPPRESS)
+    parser.add_argument("--test-dir", type=Path, default=env.get("SM_CHANNEL_TEST") or env.get("SM_CHANNEL_VALIDATION"),
+                        help=argparse.SUPPRESS)
+    # The seeds' SageMaker jobs passed the manifests as their own channels (train_lst, validation_lst).
+    parser.add_argument("--train-lst-dir", type=Path, default=env.get("SM_CHANNEL_TRAIN_LST"), help=argparse.SUPPRESS)
+    parser.add_argument("--test-lst-dir", type=Path,
+                        default=env.get("SM_CHANNEL_TEST_LST") or env.get("SM_CHANNEL_VALIDATION_LST"), help=argparse.SUPPRESS)
+    parser.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
+                        help="comma-separated class names for labels 0, 1, ... when the data has no classes.json "
+                        "(default: %(default)s)")
     parser.add_argument("--out", type=Path, default=Path(env.get("SM_MODEL_DIR", home / "model")),
-                        help="where model.tar.gz and metrics.json go; under SageMaker SM_MODEL_DIR, "
+                        help="where model.tar.gz, metrics.json and reliability.png go; under SageMaker SM_MODEL_DIR, "
                         "written unpacked for SageMaker to pack (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=12, help="passes over the training set (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="passes over the training set (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=64, help="images per step (default: %(default)s)")
     parser.add_argument("--lr", type=float, default=0.05, help="peak learning rate of the one-cycle schedule (default: %(default)s)")
     parser.add_argument("--weight-decay", type=float, default=5e-4, help="SGD weight decay (default: %(default)s)")
-    parser.add_argument("--width", type=int, default=16,
+    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH,
                         help="channels of the first stage (64 = the original ResNet-18; default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and augmentation (default: %(default)s)")
+    parser.add_argument("--label-smoothing", type=float, default=DEFAULT_LABEL_SMOOTHING,
+                        help="cross-entropy label smoothing (default: %(default)s)")
+    parser.add_argument("--cutout", type=int, default=DEFAULT_CUTOUT,
+                        help="side of the random grey square hidden in each training image, 0 = none (default: %(default)s)")
+    parser.add_argument("--no-flip-average", action="store_true",
+                        help="answer from the image alone instead of averaging it with its mirror image "
+                        "(the averaging is stored in model.json and served by code/inference.py)")
+    parser.add_argument("--val-fraction", type=_fraction, default=0.1,
+                        help="share of each class held out of training to pick the epoch and fit calibration "
+                        "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed for the validation split, weights, shuffling and augmentation (default: %(default)s)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto = CUDA when present (mixed precision on CUDA) (default: %(default)s)")
     parser.add_argument("--pretrained", action="store_true",
                         help="start from torchvision's ImageNet ResNet-18 weights (needs --width 64 and a download)")
     parser.add_argument("--num-workers", type=int, default=0, help="data-loading worker processes (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice, one per core)")
-    parser.add_argument("--no-augment", action="store_true", help="turn off random crop and flip")
+    parser.add_argument("--no-augment", action="store_true", help="turn off random crop, flip and cutout")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help="confidence threshold recorded in baseline.json (default: %(default)s)")
+                        help="the workflow's confidence threshold: routing figures and baseline.json (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
-
-
-# --- data ------------------------------------------------------------------------------
-
-
-def load_split(split_dir: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """A staged split -> uint8 images (N, 3, 32, 32), labels (N,), class names."""
-    classes_file = split_dir / "classes.json"
-    if not split_dir.is_dir() or not classes_file.is_file():
-        raise TrainingDataMissing(f"{split_dir} is not a staged split (no classes.json); run `scones data stage` or `scones data synth`")
-    class_names = json.loads(classes_file.read_text())
-    images, labels = [], []
-    for _, label, relative in read_manifest(split_dir):
-        with Image.open(split_dir / relative) as image:
-            image = image.convert("RGB")
-            if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-                image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-            images.append(np.asarray(image, dtype=np.uint8))
-        labels.append(label)
-    if not images:
-        raise TrainingDataMissing(f"{split_dir} has no images in its manifest")
-    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return pixels, torch.tensor(labels, dtype=torch.long), class_names
-
-
-def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crop with zero padding and random horizontal flip, on a uint8 batch."""
-    n = batch.shape[0]
-    padded = nn.functional.pad(batch, (PAD, PAD, PAD, PAD))
-    offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
-    out = torch.empty_like(batch)
-    for i in range(n):
-        y, x = offsets[i].tolist()
-        crop = padded[i, :, y:y + IMAGE_SIZE, x:x + IMAGE_SIZE]
-        out[i] = crop.flip(-1) if flips[i] else crop
-    return out
 
 
 # --- model -----------------------------------------------------------------------------
@@ -174,21 +189,19 @@ def load_pretrained(net: ResNet18Cifar, width: int) -> None:
     net.load_state_dict(usable, strict=False)
 
 
-def evaluate(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device,
-             batch_size: int = 256) -> tuple[float, float, torch.Tensor]:
-    """Mean loss, accuracy and softmax probabilities (on CPU) over a whole split."""
+def predict_logits(net: nn.Module, images: torch.Tensor, device: torch.device, flip_average: bool,
+                   batch_size: int = 256) -> torch.Tensor:
+    """Logits (on CPU) over a whole split, exactly as code/inference.py computes them when serving."""
     net.eval()
-    losses, probabilities = [], []
     with torch.inference_mode():
-        for start in range(0, len(images), batch_size):
-            x = inference.normalise(images[start:start + batch_size].to(device))
-            y = labels[start:start + batch_size].to(device)
-            logits = net(x).float()
-            losses.append(nn.functional.cross_entropy(logits, y, reduction="sum").item())
-            probabilities.append(torch.softmax(logits, 1).cpu())
-    probs = torch.cat(probabilities)
-    accuracy = (probs.argmax(1) == labels).float().mean().item()
-    return sum(losses) / len(images), accuracy, probs
+        return torch.cat([
+            inference.model_logits(net, inference.normalise(images[start:start + batch_size].to(device)), flip_average).cpu()
+            for start in range(0, len(images), batch_size)
+        ])
+
+
+def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    return nn.functional.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
 
 
 def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> list[list[int]]:
@@ -215,38 +228,36 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def run(args: argparse.Namespace) -> TrainResult:
-    started = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    generator = seed_everything(args.seed)
-    device = inference.pick_device("cpu" if args.device == "auto" and os.environ.get("SM_NUM_GPUS") == "0" else args.device)
-    train_dir = args.train_dir or args.data / "train"
-    test_dir = args.test_dir or args.data / "test"
-    train_x, train_y, class_names = load_split(Path(train_dir))
-    test_x, test_y, test_classes = load_split(Path(test_dir))
+def _data(args: argparse.Namespace) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], list[str]]:
+    """train, val (carved from train) and test tensors, and the class names."""
+    default_classes = [name.strip() for name in args.classes.split(",") if name.strip()]
+    train_dir = Path(args.train_dir or args.data / "train")
+    test_dir = Path(args.test_dir or args.data / "test")
+    all_x, all_y, class_names = load_split(train_dir, args.train_lst_dir, default_classes)
+    test_x, test_y, test_classes = load_split(test_dir, args.test_lst_dir, default_classes)
     if test_classes != class_names:
         raise TrainingDataMissing(f"train classes {class_names} differ from test classes {test_classes}")
-    inference._normalisation.update(mean=CIFAR100_MEAN, std=CIFAR100_STD)
+    train_index, val_index = stratified_split(all_y, args.val_fraction, args.seed)
+    splits = {"train": (all_x[train_index], all_y[train_index]), "val": (all_x[val_index], all_y[val_index]),
+              "test": (test_x, test_y)}
+    return splits, class_names
 
-    net = ResNet18Cifar(len(class_names), args.width)
-    if args.pretrained:
-        load_pretrained(net, args.width)
-    net.to(device)
+
+def _train(args: argparse.Namespace, net: nn.Module, splits: dict, device: torch.device,
+           generator: torch.Generator) -> tuple[dict, EpochMetrics, list[EpochMetrics]]:
+    """The epochs; returns the weights of the epoch with the best validation accuracy (then loss)."""
     use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     optimizer = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
+    train_x, train_y = splits["train"]
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
         generator=generator, num_workers=args.num_workers, drop_last=len(train_x) > args.batch_size,
     )
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, epochs=args.epochs, steps_per_epoch=len(loader))
-    print(f"training {ARCHITECTURE} width={args.width} on {len(train_x)} images ({', '.join(class_names)}), "
-          f"testing on {len(test_x)}, device={device}, threads={torch.get_num_threads()}", flush=True)
-
     history: list[EpochMetrics] = []
-    best_state, best = None, None
+    best_state, best = {}, None
     for epoch in range(1, args.epochs + 1):
         epoch_start = time.perf_counter()
         net.train()
@@ -255,11 +266,11 @@ def run(args: argparse.Namespace) -> TrainResult:
         bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", unit="batch", leave=False, disable=args.quiet)
         for x, y in bar:
             if not args.no_augment:
-                x = augment(x, generator)
+                x = augment(x, generator, args.cutout)
             x, y = inference.normalise(x.to(device, non_blocking=True)), y.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = net(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
+                loss = nn.functional.cross_entropy(logits.float(), y, label_smoothing=args.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -269,58 +280,128 @@ def run(args: argparse.Namespace) -> TrainResult:
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
-        test_loss, test_acc, _ = evaluate(net, test_x, test_y, device)
-        metrics = EpochMetrics(epoch, loss_sum / seen, correct / seen, test_loss, test_acc, time.perf_counter() - epoch_start)
+        val_loss, val_acc = loss_and_accuracy(predict_logits(net, splits["val"][0], device, not args.no_flip_average), splits["val"][1])
+        metrics = EpochMetrics(epoch, loss_sum / seen, correct / seen, val_loss, val_acc, time.perf_counter() - epoch_start)
         history.append(metrics)
         print(metrics.line(), flush=True)
-        if best is None or metrics.test_acc > best.test_acc or (metrics.test_acc == best.test_acc and metrics.test_loss < best.test_loss):
+        if best is None or (val_acc, -val_loss) >= (best.val_acc, -best.val_loss):  # ties: the later, better-trained epoch
             best, best_state = metrics, copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
+    return best_state, best, history
 
+
+def _report(split: str, logits: torch.Tensor, labels: torch.Tensor, temperature: float, threshold: float) -> tuple[SplitReport, torch.Tensor]:
+    """A split's figures before and after temperature scaling; returns the calibrated probabilities too."""
+    probs = torch.softmax(logits / temperature, 1)
+    loss, accuracy = loss_and_accuracy(logits / temperature, labels)
+    report = SplitReport(
+        split, len(labels), loss, accuracy,
+        calibration.expected_calibration_error(torch.softmax(logits, 1), labels),
+        calibration.expected_calibration_error(probs, labels),
+        calibration.routing(probs, labels, threshold),
+    )
+    return report, probs
+
+
+def run(args: argparse.Namespace) -> TrainResult:
+    started = time.perf_counter()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    generator = seed_everything(args.seed)
+    device = inference.pick_device("cpu" if args.device == "auto" and os.environ.get("SM_NUM_GPUS") == "0" else args.device)
+    splits, class_names = _data(args)
+    inference._normalisation.update(mean=CIFAR100_MEAN, std=CIFAR100_STD)
+    net = ResNet18Cifar(len(class_names), args.width)
+    if args.pretrained:
+        load_pretrained(net, args.width)
+    net.to(device)
+    print(f"training {ARCHITECTURE} width={args.width} on {len(splits['train'][0])} images ({', '.join(class_names)}), "
+          f"validating on {len(splits['val'][0])} held out of train, testing on {len(splits['test'][0])}, "
+          f"device={device}, threads={torch.get_num_threads()}", flush=True)
+    best_state, best, history = _train(args, net, splits, device, generator)
     net.load_state_dict(best_state)
-    _, _, probs = evaluate(net, test_x, test_y, device)
-    matrix = confusion_matrix(test_y, probs.argmax(1), len(class_names))
-    print(f"best epoch={best.epoch} test_acc={best.test_acc:.4f} test_loss={best.test_loss:.4f}")
-    print(format_confusion(matrix, class_names), flush=True)
+    flip = not args.no_flip_average
+    val_logits = predict_logits(net, splits["val"][0], device, flip)
+    temperature = calibration.fit_temperature(val_logits, splits["val"][1])
+    validation, _ = _report("validation", val_logits, splits["val"][1], temperature, args.threshold)
+    test_logits = predict_logits(net, splits["test"][0], device, flip)
+    test, probs = _report("test", test_logits, splits["test"][1], temperature, args.threshold)
+    matrix = confusion_matrix(splits["test"][1], probs.argmax(1), len(class_names))
+    print(f"chose epoch={best.epoch} on validation (val_acc={best.val_acc:.4f}); temperature={temperature:.4f} fitted on validation")
+    print(validation.line())
+    print(test.line())
+    print(f"test ECE {test.ece_before:.4f} before temperature scaling, {test.ece_after:.4f} after")
+    print(calibration.routing_line(test.routing, "test"))
+    print("test confusion matrix:\n" + format_confusion(matrix, class_names), flush=True)
 
-    if in_sagemaker():
-        model_dir = Path(os.environ.get("SM_MODEL_DIR", args.out))
-    else:
-        model_dir = Path(tempfile.mkdtemp(prefix="scones-train-"))
-    write_model_dir(model_dir, best_state, args, class_names, best, probs, args.threshold)
-    seconds = time.perf_counter() - started
-    metrics_doc = {
-        "best": asdict(best), "epochs": [asdict(m) for m in history], "confusion_matrix": matrix,
-        "class_names": class_names, "train_seconds": round(seconds, 2), "device": str(device),
-        "hyperparameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    model_dir = Path(os.environ.get("SM_MODEL_DIR", args.out)) if in_sagemaker() else Path(tempfile.mkdtemp(prefix="scones-train-"))
+    calibration_doc = {
+        "temperature": temperature, "fitted_on": "validation", "reported_on": "test",
+        "ece_before": test.ece_before, "ece_after": test.ece_after, "ece_bins": calibration.ECE_BINS,
+        "reliability_before": calibration.reliability(torch.softmax(test_logits, 1), splits["test"][1]),
+        "reliability_after": calibration.reliability(probs, splits["test"][1]),
     }
-    artifact = None
+    write_model_dir(model_dir, best_state, args, class_names, best, temperature, probs, calibration_doc, test.routing)
+    result = TrainResult(best, history, validation, test, temperature, matrix, class_names, model_dir, None, 0.0)
+    return _write_outputs(args, result, device, calibration_doc, started)
+
+
+def _write_outputs(args: argparse.Namespace, result: TrainResult, device: torch.device, calibration_doc: dict,
+                   started: float) -> TrainResult:
+    """model.tar.gz (outside SageMaker), metrics.json and reliability.png; each figure names its split."""
     if in_sagemaker():
-        output_dir = Path(os.environ.get("SM_OUTPUT_DATA_DIR", model_dir))
+        output_dir = Path(os.environ.get("SM_OUTPUT_DATA_DIR", result.model_dir))
     else:
         output_dir = Path(args.out)
-        artifact = pack_artifact(model_dir, output_dir / "model.tar.gz")
-        print(f"wrote {artifact}")
+        result.artifact = pack_artifact(result.model_dir, output_dir / "model.tar.gz")
+        print(f"wrote {result.artifact}")
     output_dir.mkdir(parents=True, exist_ok=True)
+    write_reliability_png(calibration_doc, output_dir / RELIABILITY_FILE)
+    result.seconds = time.perf_counter() - started
+    metrics_doc = {
+        "chosen_on": "validation", "best": asdict(result.best), "epochs": [asdict(m) for m in result.history],
+        "validation": asdict(result.validation), "test": asdict(result.test), "temperature": result.temperature,
+        "confusion_matrix": result.confusion_matrix, "confusion_matrix_split": "test",
+        "class_names": result.class_names, "train_seconds": round(result.seconds, 2), "device": str(device),
+        "hyperparameters": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
     (output_dir / "metrics.json").write_text(json.dumps(metrics_doc, indent=2))
-    return TrainResult(best, history, matrix, class_names, model_dir, artifact, seconds)
+    print(f"training took {result.seconds:.1f} s")
+    return result
+
+
+def write_reliability_png(calibration_doc: dict, path: Path) -> None:
+    """The reliability diagram as a PNG, drawn by the monitoring code (matplotlib) when it is installed."""
+    try:
+        from .monitor.charts import reliability_diagram
+    except ImportError as error:  # e.g. a SageMaker training image without matplotlib: the data stays in baseline.json
+        print(f"reliability diagram not drawn ({error}); its data is in baseline.json")
+        return
+    path.write_bytes(reliability_diagram(calibration_doc).png)
+    print(f"wrote {path}")
 
 
 def write_model_dir(model_dir: Path, state: dict, args: argparse.Namespace, class_names: list[str],
-                    best: EpochMetrics, probs: torch.Tensor, threshold: float) -> None:
-    """model.pth (plain state_dict), model.json, baseline.json and code/: contract (A)."""
+                    best: EpochMetrics, temperature: float, probs: torch.Tensor, calibration_doc: dict,
+                    routing: dict) -> None:
+    """model.pth (plain state_dict), model.json (with the serving temperature), baseline.json and code/."""
     model_dir.mkdir(parents=True, exist_ok=True)
     torch.save(state, model_dir / "model.pth")
     meta = {
         "architecture": ARCHITECTURE, "width": args.width, "class_names": class_names,
-        "mean": list(CIFAR100_MEAN), "std": list(CIFAR100_STD), "image_size": IMAGE_SIZE, "metrics": asdict(best),
+        "mean": list(CIFAR100_MEAN), "std": list(CIFAR100_STD), "image_size": IMAGE_SIZE,
+        "temperature": temperature, "flip_average": not args.no_flip_average,
+        "metrics": {**asdict(best), "chosen_on": "validation"},
     }
     (model_dir / "model.json").write_text(json.dumps(meta, indent=2))
     predicted = probs.argmax(1).tolist()
     baseline = {
+        "split": "test",
         "class_names": class_names,
         "max_confidence": [round(v, 6) for v in probs.max(1).values.tolist()],
         "predicted_class_counts": {name: predicted.count(i) for i, name in enumerate(class_names)},
-        "threshold": threshold,
+        "threshold": args.threshold,
+        "routing": routing,
+        "calibration": calibration_doc,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (model_dir / "baseline.json").write_text(json.dumps(baseline, indent=2))

@@ -103,6 +103,9 @@ class LoadedModel:
         self.class_names = class_names
         self.device = device
         self.meta = meta
+        # Fitted on the validation split at training time; 1.0 (no change) for older artifacts.
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.flip_average = bool(meta.get("flip_average", False))
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -169,11 +172,22 @@ def input_fn(request_body: bytes, request_content_type: str) -> torch.Tensor:
         raise InvalidImage(f"could not decode the request body as an image ({len(request_body)} bytes): {error}") from error
 
 
+def model_logits(net: nn.Module, batch: torch.Tensor, flip_average: bool) -> torch.Tensor:
+    """The network's logits, averaged with those of the mirrored image when the model was trained so.
+
+    Training evaluates with this same function, so served answers match the reported figures.
+    """
+    logits = net(batch).float()
+    if flip_average:
+        logits = (logits + net(batch.flip(-1)).float()) / 2
+    return logits
+
+
 def predict_fn(input_data: torch.Tensor, model: LoadedModel) -> torch.Tensor:
-    """(N, 3, 32, 32) -> (N, num_classes) softmax probabilities, float32 on CPU."""
+    """(N, 3, 32, 32) -> (N, num_classes) calibrated probabilities (softmax of logits / T), float32 on CPU."""
     with torch.inference_mode():
-        logits = model.net(input_data.to(model.device, dtype=torch.float32))
-        return torch.softmax(logits.float(), dim=1).cpu()
+        logits = model_logits(model.net, input_data.to(model.device, dtype=torch.float32), model.flip_average)
+        return torch.softmax(logits / model.temperature, dim=1).cpu()
 
 
 def output_fn(prediction: torch.Tensor, accept: str) -> tuple[bytes, str]:

@@ -6,7 +6,7 @@ backend state), so the report renders the same headless, in a thread, or in CI.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -195,18 +195,48 @@ def request_volume(records: Sequence[CaptureRecord]) -> Chart:
     return Chart("request_volume", title, _png(figure))
 
 
+def reliability_diagram(calibration: Mapping) -> Chart:
+    """Accuracy against confidence per bin on the test split, before and after temperature scaling.
+
+    `calibration` is baseline.json's "calibration" section, written by training; a perfectly
+    calibrated model's bars sit on the diagonal.
+    """
+    title = (f"Reliability on the {calibration.get('reported_on', 'test')} split: T={calibration['temperature']:g} "
+             f"fitted on {calibration.get('fitted_on', 'validation')}")
+    figure, axes = _figure(title)
+    axes.plot([0, 1], [0, 1], color=BASELINE_COLOUR, linestyle=":", label="perfect calibration")
+    for key, label, offset, style in (("reliability_before", "before", -0.2, {"alpha": 0.45}),
+                                      ("reliability_after", "after", 0.2, {"alpha": 0.85})):
+        rows = [r for r in calibration[key] if r["count"]]
+        width = (rows[0]["upper"] - rows[0]["lower"]) * 0.4 if rows else 0.04
+        centres = np.array([(r["lower"] + r["upper"]) / 2 for r in rows])
+        ece = calibration[f"ece_{label}"]
+        axes.bar(centres + offset * width * 2.5, [r["accuracy"] for r in rows], width=width, **style,
+                 label=f"{label} temperature scaling (ECE {ece:.3f})")
+        axes.scatter(centres + offset * width * 2.5, [r["confidence"] for r in rows], marker="_", s=120, color="black")
+    axes.set_xlim(0, 1.02)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("confidence (max probability; black ticks = mean confidence in the bin)")
+    axes.set_ylabel("accuracy")
+    axes.legend(loc="upper left", fontsize=8)
+    return Chart("reliability", title, _png(figure))
+
+
 def render_charts(
     records: Sequence[CaptureRecord],
     class_names: Sequence[str],
     threshold: float,
     baseline_confidence: Sequence[float] = (),
     baseline_share_below: float | None = None,
+    calibration: Mapping | None = None,
 ) -> list[Chart]:
     """Every chart of the report, in the order the report shows them."""
+    reliability = [reliability_diagram(calibration)] if calibration else []
     return [
         confidence_over_time(records, class_names, threshold),
         confidence_histogram(records, threshold, baseline_confidence),
         class_mix_over_time(records, class_names),
         below_threshold_share(records, threshold, baseline_share_below),
         request_volume(records),
+        *reliability,
     ]

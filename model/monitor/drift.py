@@ -35,6 +35,8 @@ class Baseline:
     threshold: float
     created: str
     source: str
+    routing: dict | None = None  # training's routing figures on the test split (share auto-routed, accuracy)
+    calibration: dict | None = None  # temperature, ECE before/after, reliability bins (test split)
 
     @property
     def share_below_threshold(self) -> float:
@@ -68,6 +70,8 @@ def load_baseline(path: Path | str) -> Baseline:
             threshold=float(raw.get("threshold", 0.93)),
             created=str(raw.get("created", "")),
             source=str(path),
+            routing=raw.get("routing"),
+            calibration=raw.get("calibration"),
         )
     except (OSError, tarfile.TarError) as exc:
         raise BaselineError(f"cannot read baseline {path}: {exc}") from None

@@ -109,6 +109,11 @@ class MonitorReport:
                 "baseline_share_below": drift.baseline_share_below,
                 "baseline_class_counts": drift.baseline_class_counts,
             },
+            "auto_routed_share": None if self.below_threshold_share is None else 1 - self.below_threshold_share,
+            "training_routing": self.baseline.routing if self.baseline else None,
+            "training_calibration": None if self.baseline is None or self.baseline.calibration is None else {
+                k: self.baseline.calibration.get(k) for k in ("temperature", "fitted_on", "reported_on", "ece_before", "ece_after")
+            },
             "charts": [f"{chart.name}.png" for chart in self.charts],
         }
 
@@ -173,6 +178,7 @@ def build_report(
         records, class_names, threshold,
         baseline.max_confidence if baseline else (),
         drift.baseline_share_below if drift else None,
+        baseline.calibration if baseline else None,
     )
     gallery, undecodable = build_gallery(records, class_names, gallery_size)
     return MonitorReport(
@@ -204,6 +210,8 @@ def summary_rows(report: MonitorReport) -> list[tuple[str, str]]:
         ("predicted classes", ", ".join(f"{c} {k} ({k / n:.0%})" if n else f"{c} 0" for c, k in counts.items())),
         ("below threshold", f"{report.below_threshold} of {n} ({_fmt(report.below_threshold_share, '.1%')}) "
                             f"at {report.threshold:g}"),
+        ("auto-routed (at or above threshold)",
+         f"{n - report.below_threshold} of {n} ({_fmt(None if not n else 1 - report.below_threshold / n, '.1%')})"),
     ]
     if report.outcomes is not None:
         outcome_text = ", ".join(f"{o} {_fmt(report.outcomes.count(o))}" for o in OUTCOMES)
@@ -212,6 +220,7 @@ def summary_rows(report: MonitorReport) -> list[tuple[str, str]]:
             rows.append(("failure reasons", ", ".join(f"{k} ×{v}" for k, v in report.outcomes.failure_reasons.most_common())))
         if report.outcomes.review_reasons:
             rows.append(("review reasons", ", ".join(f"{k} ×{v}" for k, v in report.outcomes.review_reasons.most_common())))
+    rows += training_rows(report.baseline, report.threshold)
     drift = report.drift
     if drift is not None:
         rows += [
@@ -226,6 +235,23 @@ def summary_rows(report: MonitorReport) -> list[tuple[str, str]]:
         ]
     else:
         rows.append(("verdict", "NO VERDICT: no baseline given (--baseline model.tar.gz)"))
+    return rows
+
+
+def training_rows(baseline: Baseline | None, threshold: float) -> list[tuple[str, str]]:
+    """What training measured on its test split: the routing figure at the threshold and calibration."""
+    rows = []
+    routing = baseline.routing if baseline else None
+    if routing and routing.get("auto_routed_share") is not None:
+        accuracy = routing.get("auto_routed_accuracy")
+        note = "" if routing["threshold"] == threshold else f" (training used threshold {routing['threshold']:g})"
+        rows.append(("routing at training (test split)",
+                     f"{routing['auto_routed_share']:.1%} of {routing['images']} auto-routed at {routing['threshold']:g}, "
+                     f"{'n/a' if accuracy is None else f'{accuracy:.1%}'} of them right{note}"))
+    calibration = baseline.calibration if baseline else None
+    if calibration:
+        rows.append(("calibration (test split)", f"ECE {calibration['ece_before']:.3f} → {calibration['ece_after']:.3f} "
+                     f"with temperature {calibration['temperature']:g} fitted on {calibration.get('fitted_on', 'validation')}"))
     return rows
 
 
