@@ -1,7 +1,7 @@
 """`scones demo`: the whole chain on the embedded stack, one step after another.
 
-Data (real CIFAR-100 when cached or downloadable, else the generated set) → a short
-training run → `scones up` → every test image through the Step Functions workflow →
+Data (real photos: --data DIR / SCONES_DATA, else CIFAR-100 when cached or downloadable; the
+generated set only as the last resort) → a short training run → `scones up` → every test image through the Step Functions workflow →
 accuracy and outcome counts → monitoring report → `scones down`.
 """
 from __future__ import annotations
@@ -36,10 +36,14 @@ class DemoResult:
         return sum(o.label == self.true_labels[o.image] for o in labelled) / len(labelled)
 
 
-def prepare_data(settings: Settings, console: Console, offline: bool) -> DemoData:
-    """CIFAR-100 if it is cached or can be downloaded; otherwise generate the stand-in, and say so."""
+def prepare_data(settings: Settings, console: Console, offline: bool, data_dir: Path | None = None) -> DemoData:
+    """Real photos first: `data_dir` (our staged layout or the seeds'), then CIFAR-100 if it is cached
+    or can be downloaded; the generated stand-in only as the last resort, and it says so."""
     from scones.model import cifar, synth
 
+    if data_dir is not None:
+        console.print(f"using the photos in {data_dir}")
+        return DemoData(data_dir, generated=False)
     demo_dir = settings.home / "demo"
     if not offline:
         try:
@@ -50,7 +54,8 @@ def prepare_data(settings: Settings, console: Console, offline: bool) -> DemoDat
             summary = cifar.stage_archive(archive, demo_dir / "cifar100", DEFAULT_CLASSES)
             console.print(f"staged CIFAR-100 {', '.join(DEFAULT_CLASSES)} into {summary.out_dir}")
             return DemoData(summary.out_dir, generated=False)
-    console.print("[yellow bold]Using the GENERATED data set (shapes, not photographs) in the CIFAR-100 format.[/]")
+    console.print("[yellow bold]Using the GENERATED data set (shapes, not photographs) in the CIFAR-100 format; "
+                  "pass --data DIR (or SCONES_DATA) to use real photos.[/]")
     archive = synth.write_synth_archive(demo_dir / "synth", DEFAULT_CLASSES)
     summary = cifar.stage_archive(archive, demo_dir / "synth", DEFAULT_CLASSES)
     return DemoData(summary.out_dir, generated=True)
@@ -66,13 +71,11 @@ def train_model(settings: Settings, data: DemoData, epochs: int) -> Path:
 
 
 def test_images(data: DemoData) -> dict[str, str]:
-    """Every test image of the staged set, with its true class from the .lst manifest."""
-    import json
-
-    from scones.model.cifar import read_manifest
+    """Every test image of the data set, with its true class from the .lst manifest."""
+    from scones.model.cifar import find_class_names, read_manifest
 
     test_dir = data.staged_dir / "test"
-    class_names = json.loads((data.staged_dir / "classes.json").read_text())
+    class_names = find_class_names(test_dir, DEFAULT_CLASSES)
     return {_shown(test_dir / path): class_names[label] for _, label, path in read_manifest(test_dir)}
 
 

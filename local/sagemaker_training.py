@@ -37,17 +37,20 @@ from scones.model.train import main
 sys.exit(main())
 '''
 # The training script's per-epoch line: `epoch=3 train_loss=0.4123 train_acc=0.8120
-# test_loss=0.3310 test_acc=0.8650 epoch_seconds=12.03` (model/train.py EpochMetrics.line).
+# val_loss=0.3310 val_acc=0.8650 epoch_seconds=12.03` (model/train.py EpochMetrics.line), and its
+# closing test line `test_acc=0.9300 ... test_auto_routed=0.8100 test_auto_routed_acc=0.9877` (SplitReport.line).
 METRIC_DEFINITIONS = [
     {"Name": name, "Regex": rf"\b{name}=([0-9.]+)"}
-    for name in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "epoch_seconds")
+    for name in ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "epoch_seconds",
+                 "test_acc", "test_ece_after", "test_auto_routed", "test_auto_routed_acc")
 ]
 # Runtime dependencies of scones.model.train beyond the PyTorch training image.
 SOURCE_REQUIREMENTS = "tqdm\n"
-# The modules the trainer imports (scones.model.train → artifact, cifar, code.inference,
+# The modules the trainer imports (scones.model.train → artifact, cifar, training_data, calibration, code.inference,
 # scones.local.config); server/, monitor/ and the rest of scones.local stay out of the bundle.
 SOURCE_MODULES = (
     "model/__init__.py", "model/train.py", "model/artifact.py", "model/cifar.py",
+    "model/training_data.py", "model/calibration.py",
     "model/code/__init__.py", "model/code/inference.py", "local/__init__.py", "local/config.py",
 )
 
@@ -157,26 +160,35 @@ def build_source_bundle() -> bytes:
     return gzip.compress(raw.getvalue(), mtime=0)
 
 
-def channel_files(data_dir: Path) -> dict[str, list[Path]]:
-    """Every file of the train/ and test/ channels (images, .lst manifest, classes.json)."""
+def channel_files(data_dir: Path) -> dict[str, list[tuple[Path, str]]]:
+    """Every file of the train/ and test/ channels (images, .lst manifest, classes.json), with its key
+    inside the channel. The seeds' manifests beside the folders (DIR/train.lst) go inside their channel."""
+    from scones.model.cifar import CifarError, find_manifest
+
     found = {}
     for channel in CHANNELS:
         folder = data_dir / channel
         if not folder.is_dir():
             raise StagedDataMissing(f"{folder} is missing: stage the data first (`scones data stage` or `scones data synth`)")
-        found[channel] = sorted(p for p in folder.rglob("*") if p.is_file())
+        files = [(p, p.relative_to(folder).as_posix()) for p in sorted(folder.rglob("*")) if p.is_file()]
+        try:
+            manifest = find_manifest(folder)
+        except CifarError as error:
+            raise StagedDataMissing(str(error)) from error
+        if manifest.parent != folder:
+            files.append((manifest, manifest.name))
+        found[channel] = files
     return found
 
 
 def upload_channels(
     s3: Any, data_dir: Path, bucket: str, *, on_file: Callable[[], None] = lambda: None
 ) -> dict[str, str]:
-    """Upload the staged data to s3://bucket/data/{train,test}/; returns the channel URIs."""
+    """Upload the data to s3://bucket/data/{train,test}/; returns the channel URIs."""
     uris = {}
     for channel, files in channel_files(data_dir).items():
-        for path in files:
-            key = f"{DATA_PREFIX}/{channel}/{path.relative_to(data_dir / channel).as_posix()}"
-            s3.upload_file(str(path), bucket, key)
+        for path, relative in files:
+            s3.upload_file(str(path), bucket, f"{DATA_PREFIX}/{channel}/{relative}")
             on_file()
         uris[channel] = f"s3://{bucket}/{DATA_PREFIX}/{channel}/"
     return uris

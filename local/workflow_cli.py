@@ -5,6 +5,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -102,12 +103,16 @@ def classify(images: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
 @click.option("--epochs", default=12, show_default=True, help="Training epochs (the short CPU run).")
 @click.option("--threshold", type=float, default=None, help="Filter threshold (default: SCONES_THRESHOLD or 0.93).")
 @click.option("--offline", is_flag=True, help="Do not try to download CIFAR-100; use the generated data set.")
+@click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="SCONES_DATA",
+              default=None, help="Real photos to use: a staged folder or the seeds' layout (train/, test/, "
+              "train.lst, test.lst) [env: SCONES_DATA].")
 @click.option("--keep", is_flag=True, help="Leave the stack running afterwards (stop it with `scones down`).")
-def demo(epochs: int, threshold: float | None, offline: bool, keep: bool) -> None:
+def demo(epochs: int, threshold: float | None, offline: bool, data_dir: Path | None, keep: bool) -> None:
     """Run the whole chain: data, training, `scones up`, every test image through the workflow, report, `scones down`.
 
-    Uses CIFAR-100 when it is cached in $SCONES_HOME/cache or can be downloaded, else a generated
-    data set in the same format (it says which). Everything lives under $SCONES_HOME (./.scones).
+    Uses real photos when it has them: --data DIR (or SCONES_DATA), else CIFAR-100 when it is cached
+    in $SCONES_HOME/cache or can be downloaded; a generated data set in the same format only as the
+    last resort (it says which). Everything lives under $SCONES_HOME (./.scones).
     """
     import time
 
@@ -119,7 +124,7 @@ def demo(epochs: int, threshold: float | None, offline: bool, keep: bool) -> Non
     began = time.monotonic()
 
     console.rule("[bold]1/5 data")
-    data = steps.prepare_data(settings, console, offline)
+    data = steps.prepare_data(settings, console, offline, data_dir)
     console.rule("[bold]2/5 training")
     artifact = steps.train_model(settings, data, epochs)
     console.print(f"model: {artifact}")

@@ -51,30 +51,41 @@ def data() -> None:
               help="Comma-separated CIFAR-100 fine-label names; their order gives the label ids.")
 @click.option("--archive", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use this cifar-100-python.tar.gz instead of downloading it.")
+@click.option("--from-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Stage photos already on disk instead: the seeds' layout (train/, test/, train.lst, test.lst) "
+              "or ours; labels from the manifests, class names from classes.json or --classes.")
 @click.option("--md5", default=None, help="Require this MD5 of --archive (downloads always check the official one).")
 @click.option("--url", default=None, help="Download from this mirror instead of the dataset's home page (same MD5).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where the download is kept (default: $SCONES_HOME/cache).")
 @click.option("--bucket", default=None, help="Also upload the staged folder to this S3 bucket (AWS_ENDPOINT_URL honoured).")
 @click.option("--prefix", default="", help="Key prefix in --bucket.")
-def stage(out: Path | None, classes: str, archive: Path | None, md5: str | None, url: str | None,
-          cache_dir: Path | None, bucket: str | None, prefix: str) -> None:
+def stage(out: Path | None, classes: str, archive: Path | None, from_dir: Path | None, md5: str | None,
+          url: str | None, cache_dir: Path | None, bucket: str | None, prefix: str) -> None:
     """Download CIFAR-100 (MD5-checked), write the chosen classes as RGB PNGs with .lst manifests.
 
-    Offline, download the archive elsewhere and pass --archive PATH. Re-running, and
-    re-uploading with --bucket, only writes what changed.
+    Offline, download the archive elsewhere and pass --archive PATH, or stage a folder of
+    photos with --from-dir DIR (e.g. the seeds' train/, test/, train.lst, test.lst). Re-running,
+    and re-uploading with --bucket, only writes what changed.
     """
     from . import cifar
 
     names = _classes(classes)
     out = out or _default_data_dir("cifar100")
+    if from_dir is not None and archive is not None:
+        raise click.UsageError("give --archive or --from-dir, not both")
     try:
-        if archive is None:
+        if from_dir is not None:
+            if from_dir.resolve() == out.resolve():
+                raise click.UsageError("--from-dir and --out are the same folder")
+            summary = cifar.stage_from_dir(from_dir, out, names)
+        elif archive is None:
             archive = cifar.download_archive(cache_dir or load_settings().cache_dir, url or cifar.CIFAR100_URL)
         elif md5:
             cifar.verify_md5(archive, md5)
-        summary = cifar.stage_archive(archive, out, names)
-    except cifar.CifarError as error:
+        if from_dir is None:
+            summary = cifar.stage_archive(archive, out, names)
+    except (cifar.CifarError, OSError) as error:
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
     _report_stage(summary, summary.generated_note)
     _upload(out, bucket, prefix)

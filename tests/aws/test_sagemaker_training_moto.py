@@ -29,12 +29,16 @@ def _staged(root: Path) -> Path:
 
 
 def test_metric_regexes_read_the_training_script_epoch_line() -> None:
-    from scones.model.train import EpochMetrics
+    from scones.model.train import EpochMetrics, SplitReport
 
-    line = EpochMetrics(epoch=7, train_loss=0.4123, train_acc=0.812, test_loss=0.331, test_acc=0.865, seconds=12.03).line()
-    values = {m["Name"]: float(re.search(m["Regex"], line).group(1)) for m in METRIC_DEFINITIONS}
-    assert values == {"epoch": 7, "train_loss": 0.4123, "train_acc": 0.812, "test_loss": 0.331,
-                      "test_acc": 0.865, "epoch_seconds": 12.03}
+    line = EpochMetrics(epoch=7, train_loss=0.4123, train_acc=0.812, val_loss=0.331, val_acc=0.865, seconds=12.03).line()
+    test_line = SplitReport("test", 200, 0.21, 0.93, 0.031, 0.012,
+                            {"auto_routed_share": 0.81, "auto_routed_accuracy": 0.9877}).line()
+    values = {m["Name"]: float(found.group(1)) for m in METRIC_DEFINITIONS
+              if (found := re.search(m["Regex"], f"{line}\n{test_line}"))}
+    assert values == {"epoch": 7, "train_loss": 0.4123, "train_acc": 0.812, "val_loss": 0.331, "val_acc": 0.865,
+                      "epoch_seconds": 12.03, "test_acc": 0.93, "test_ece_after": 0.012, "test_auto_routed": 0.81,
+                      "test_auto_routed_acc": 0.9877}
 
 
 def test_source_bundle_runs_our_trainer() -> None:

@@ -17,13 +17,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_training_reaches_95_percent_on_synth(trained_model):
-    assert trained_model.best.test_acc >= 0.95, trained_model.history
-    print(f"fixture training: {trained_model.seconds:.1f} s, best test_acc={trained_model.best.test_acc:.4f}")
+    assert trained_model.test.accuracy >= 0.95, trained_model.history
+    print(f"fixture training: {trained_model.seconds:.1f} s, test accuracy={trained_model.test.accuracy:.4f}")
 
 
 def test_metrics_json_and_confusion_matrix(trained_model):
     metrics = json.loads((trained_model.artifact.parent / "metrics.json").read_text())
-    assert metrics["best"]["test_acc"] == trained_model.best.test_acc
+    assert metrics["chosen_on"] == "validation" and metrics["best"]["val_acc"] == trained_model.best.val_acc
+    assert metrics["test"]["accuracy"] == trained_model.test.accuracy and metrics["confusion_matrix_split"] == "test"
+    assert metrics["validation"]["images"] == 40 and metrics["test"]["images"] == 80  # 10 % of 2 x 200 held out
     assert len(metrics["epochs"]) == 8
     assert sum(map(sum, metrics["confusion_matrix"])) == 80
     assert metrics["class_names"] == ["bicycle", "motorcycle"]
@@ -73,7 +75,7 @@ def test_script_prints_sagemaker_metric_lines(staged_data, tmp_path):
     result = subprocess.run([sys.executable, "-m", "scones.model.train", "--epochs", "1", "--width", "4", "--quiet"],
                             env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^epoch=1 train_loss=[0-9.]+ train_acc=[0-9.]+ test_loss=[0-9.]+ test_acc=([0-9.]+)", result.stdout, re.M)
+    assert re.search(r"^epoch=1 train_loss=[0-9.]+ train_acc=[0-9.]+ val_loss=[0-9.]+ val_acc=([0-9.]+)", result.stdout, re.M)
     assert (tmp_path / "sm-model" / "model.pth").is_file() and (tmp_path / "sm-model" / "code" / "inference.py").is_file()
     assert (tmp_path / "sm-output" / "metrics.json").is_file()
 
