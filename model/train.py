@@ -26,14 +26,13 @@ from PIL import Image
 from torch import nn
 from tqdm import tqdm
 
-from scones.local.config import load_settings
+from scones.model.config import DEFAULT_THRESHOLD, load_settings
 
 from .artifact import pack_artifact, write_code_dir
 from .cifar import read_manifest
 from .code import inference
 from .code.inference import ARCHITECTURE, CIFAR100_MEAN, CIFAR100_STD, IMAGE_SIZE, ResNet18Cifar
 
-DEFAULT_THRESHOLD = 0.93  # the workflow's confidence threshold, recorded in baseline.json
 PAD = 4  # random-crop padding, as in the usual CIFAR recipe
 
 
