@@ -36,6 +36,8 @@ class LambdaInvoker(Protocol):
     ) -> InvocationResult: ...
 
 
+# --- Lambda: LambdaFunction._invoke_lambda -------------------------------------------------------
+
 _installed: LambdaInvoker | None = None
 
 
@@ -95,11 +97,17 @@ def install_lambda_invoker(invoker: LambdaInvoker) -> Callable[[], None]:
     return uninstall
 
 
+# --- Step Functions ----------------------------------------------------------------------------
+
+
 def enable_state_machine_execution() -> None:
     """Step Functions runs definitions (moto's default only records executions)."""
     from moto.moto_api._internal import moto_api_backend
 
     moto_api_backend.set_config(STEP_FUNCTIONS_EXECUTE)
+
+
+# --- the server process ------------------------------------------------------------------------
 
 
 def make_server(host: str, port: int) -> Any:
@@ -114,6 +122,9 @@ def make_server(host: str, port: int) -> Any:
     server = make_werkzeug_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     os.environ["MOTO_PORT"] = str(server.server_port)
     return server
+
+
+# --- SageMaker ---------------------------------------------------------------------------------
 
 
 def add_update_endpoint() -> None:
