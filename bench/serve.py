@@ -20,7 +20,6 @@ import argparse
 import http.client
 import io
 import json
-import statistics
 import subprocess
 import sys
 import tempfile

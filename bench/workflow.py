@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from scones.local.config import load_settings
-from scones.local.embedded import start_stack, stop_stack
-from scones.local.workflow import ImageRef, run_images
+from scones.model.config import load_settings
+from scones.local.stacks.embedded import start_stack, stop_stack
+from scones.local.workflow_client import ImageRef, run_images
 
 WARMUP = 3
 

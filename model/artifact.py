@@ -6,6 +6,7 @@ artifact's own code/inference.py is the only serving code there is.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 import tarfile
@@ -35,6 +36,25 @@ class LoadedArtifact:
     model_dir: Path
     module: ModuleType
     model: Any
+
+
+def artifact_class_names(path: Path, *, require_code: bool = False) -> tuple[str, ...]:
+    """class_names from model.json of a model.tar.gz (read in place, no torch) or an extracted model dir."""
+    try:
+        if path.is_dir():
+            if require_code and not (path / "code" / "inference.py").is_file():
+                raise InvalidArtifact(f"{path} has no code/inference.py")
+            return tuple(json.loads((path / "model.json").read_text())["class_names"])
+        with tarfile.open(path, "r:*") as tar:
+            members = {member.name.removeprefix("./"): member for member in tar.getmembers() if member.isfile()}
+            if require_code and "code/inference.py" not in members:
+                raise InvalidArtifact(f"{path} has no code/inference.py")
+            if "model.json" not in members:
+                raise InvalidArtifact(f"{path} has no model.json: not a model.tar.gz from `scones train`")
+            meta = json.loads(tar.extractfile(members["model.json"]).read())  # type: ignore[union-attr]
+        return tuple(meta["class_names"])
+    except (OSError, tarfile.TarError, KeyError, json.JSONDecodeError) as error:
+        raise InvalidArtifact(f"{path} is not a model.tar.gz with model.json: {error}") from error
 
 
 def write_code_dir(model_dir: Path) -> None:
@@ -94,6 +114,8 @@ def load_inference_module(model_dir: Path) -> ModuleType:
     if str(code_dir) not in sys.path:
         sys.path.insert(0, str(code_dir))
     spec = importlib.util.spec_from_file_location(INFERENCE_MODULE_NAME, source)
+    if spec is None or spec.loader is None:
+        raise InvalidArtifact(f"{source} cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[INFERENCE_MODULE_NAME] = module
     spec.loader.exec_module(module)

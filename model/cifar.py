@@ -147,7 +147,7 @@ class _CifarUnpickler(pickle.Unpickler):
         ("_codecs", "encode"),  # how Python 3 writes bytes at pickle protocol 2
     }
 
-    def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle's signature
+    def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
             raise InvalidArchive(f"refusing to unpickle {module}.{name}: not part of the CIFAR format")
         module = module.replace("numpy.core.", "numpy._core.")  # numpy 2 name; avoids the shim warning

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from scones.local.config import DEFAULT_CLASSES, load_settings
+from scones.model.config import DEFAULT_CLASSES, load_settings
 
 
 def _classes(value: str) -> tuple[str, ...]:

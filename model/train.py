@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from scones.local.config import DEFAULT_CLASSES, load_settings
+from scones.model.config import DEFAULT_CLASSES, DEFAULT_THRESHOLD, load_settings
 
 from . import calibration
 from .artifact import pack_artifact, write_code_dir
@@ -36,7 +36,6 @@ from .code import inference
 from .code.inference import ARCHITECTURE, CIFAR100_MEAN, CIFAR100_STD, IMAGE_SIZE, ResNet18Cifar
 from .training_data import TrainingDataMissing, TrainingError, augment, load_split, stratified_split
 
-DEFAULT_THRESHOLD = 0.93  # the workflow's confidence threshold, recorded in baseline.json
 RELIABILITY_FILE = "reliability.png"
 # The recipe chosen in bench/recipes.md: the best test figures within 3 minutes on a 2-core CPU.
 DEFAULT_EPOCHS = 20

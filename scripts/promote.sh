@@ -9,4 +9,4 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 default_python="$repo/.venv/bin/python"
 [[ -x "$default_python" ]] || default_python="python3"
-exec "${PYTHON:-$default_python}" -m scones.local.promote promote "$@"
+exec "${PYTHON:-$default_python}" -m scones.local.aws.promote promote "$@"

@@ -7,4 +7,4 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 default_python="$repo/.venv/bin/python"
 [[ -x "$default_python" ]] || default_python="python3"
-exec "${PYTHON:-$default_python}" -m scones.local.sagemaker_training "$@"
+exec "${PYTHON:-$default_python}" -m scones.local.aws.sagemaker_training "$@"

@@ -35,7 +35,7 @@ class _CurrentStdoutHandler(logging.StreamHandler):
     """Writes to whatever sys.stdout is at emit time (the runtime's, a worker's pipe, a test's capture)."""
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self):
         return sys.stdout
 
     @stream.setter

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from scones.model import config
+
 HOUR_PARTITION = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]*$")
 RELATIVE_SINCE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -73,11 +75,12 @@ class CaptureReadResult:
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
     """s3://bucket/prefix → (bucket, "prefix/") ; the prefix may be empty."""
-    match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(.*))?", uri.strip())
-    if not match:
-        raise InvalidCaptureUri(f"not an s3://bucket/prefix URI: {uri!r}")
-    prefix = (match.group(2) or "").strip("/")
-    return match.group(1), f"{prefix}/" if prefix else ""
+    try:
+        bucket, prefix = config.parse_s3_uri(uri, key_required=False)
+    except config.InvalidS3Uri as error:
+        raise InvalidCaptureUri(str(error)) from error
+    prefix = prefix.strip("/")
+    return bucket, f"{prefix}/" if prefix else ""
 
 
 def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:

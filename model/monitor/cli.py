@@ -18,8 +18,8 @@ EXIT_DRIFT = 3
 def _running_stack():
     """The running stack's state, or None when no stack was started here."""
     try:
-        from scones.local.config import load_settings
-        from scones.local.stack_state import StackNotRunning, load_state
+        from scones.model.config import load_settings
+        from scones.local.stacks.state import StackNotRunning, load_state
     except ImportError:
         return None
     try:
@@ -70,7 +70,7 @@ def report(capture_uri, since, out_dir, baseline_path, threshold, state_machine_
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from scones.local.config import DEFAULT_CLASSES, load_settings
+    from scones.model.config import DEFAULT_CLASSES, load_settings
 
     from .capture_reader import MonitorError, parse_since
     from .drift import load_baseline

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from scones.model.config import DEFAULT_THRESHOLD
+
 from .capture_reader import MonitorError
 
 DEFAULT_ALPHA = 0.01
@@ -67,7 +69,7 @@ def load_baseline(path: Path | str) -> Baseline:
             class_names=tuple(raw["class_names"]),
             max_confidence=tuple(float(v) for v in raw["max_confidence"]),
             predicted_class_counts={str(k): int(v) for k, v in raw["predicted_class_counts"].items()},
-            threshold=float(raw.get("threshold", 0.93)),
+            threshold=float(raw.get("threshold", DEFAULT_THRESHOLD)),
             created=str(raw.get("created", "")),
             source=str(path),
             routing=raw.get("routing"),

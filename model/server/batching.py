@@ -9,8 +9,9 @@ are gathered again instead of being split into a small batch and a large one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
-BatchHandler = Callable[[list[Item]], list[Result | BaseException]]
+BatchHandler = Callable[[list[Item]], Sequence[Result | BaseException]]
 
 
 @dataclass
@@ -60,10 +61,8 @@ class DynamicBatcher(Generic[Item, Result]):
     async def stop(self) -> None:
         if self._collector is not None:
             self._collector.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._collector
-            except asyncio.CancelledError:
-                pass
             self._collector = None
         self._worker.shutdown(wait=True)
 
@@ -112,7 +111,7 @@ class DynamicBatcher(Generic[Item, Result]):
         items = [pending.item for pending in batch]
         self._last_batch_size = len(batch)
         try:
-            results: list[Result | BaseException] = await loop.run_in_executor(self._worker, self.handle_batch, items)
+            results: Sequence[Result | BaseException] = await loop.run_in_executor(self._worker, self.handle_batch, items)
             if len(results) != len(items):
                 raise RuntimeError(f"batch handler returned {len(results)} results for {len(items)} items")
         except Exception as error:  # the whole batch failed: every caller sees why

@@ -34,7 +34,7 @@ class CaptureDestination:
     prefix: str
 
     @classmethod
-    def parse(cls, uri: str) -> "CaptureDestination":
+    def parse(cls, uri: str) -> CaptureDestination:
         parsed = urlparse(uri)
         if parsed.scheme != "s3" or not parsed.netloc:
             raise InvalidCaptureDestination(f"capture destination must look like s3://bucket/prefix, got {uri!r}")

@@ -57,7 +57,7 @@ def serve(
     from .app import create_app
     from .batching import DynamicBatcher
     from .capture import CaptureDestination, DataCapture, InvalidCaptureDestination
-    from .model_runner import ModelRunner
+    from .model_runner import InvocationRequest, InvocationResponse, ModelRunner
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
     capture = None
@@ -68,6 +68,6 @@ def serve(
             raise click.BadParameter(str(error), param_hint="--capture-s3-uri") from error
         capture = DataCapture(destination, endpoint_name, variant, percent=capture_percent)
     runner = ModelRunner(model_path, device=device, load_delay_s=load_delay_s)
-    batcher = DynamicBatcher(runner.run_batch, max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms)
+    batcher: DynamicBatcher[InvocationRequest, InvocationResponse] = DynamicBatcher(runner.run_batch, max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms)
     app = create_app(runner, batcher, endpoint_name, variant=variant, capture=capture)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=10)

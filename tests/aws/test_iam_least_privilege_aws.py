@@ -9,7 +9,7 @@ import boto3
 import pytest
 from fixtures.promote_fixtures import run_promote, write_fake_artifact
 
-from scones.local.sagemaker_roles import ensure_role, training_role_name, training_role_policy
+from scones.local.aws.sagemaker_roles import ensure_role, training_role_name, training_role_policy
 
 pytestmark = pytest.mark.slow
 # Actions IAM cannot scope to a resource: "*" is the only valid resource for them.

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from fixtures.promote_fixtures import moto_requests, operation_of, request_body, run_script  # noqa: F401
 
-from scones.local.sagemaker_training import METRIC_DEFINITIONS, build_source_bundle
+from scones.local.aws.sagemaker_training import METRIC_DEFINITIONS, build_source_bundle
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from fixtures.compose_fixtures import MOCK_TEST_CASE_OUTCOMES
-from scones.local.workflow import ImageRef, run_images
+from scones.local.workflow_client import ImageRef, run_images
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
 

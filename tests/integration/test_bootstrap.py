@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from scones.local import bootstrap
-from scones.local.deploy import PLACEHOLDER_OF, STACK_TAG, function_name
+from scones.local.stacks import bootstrap
+from scones.local.deploy.stack import PLACEHOLDER_OF, STACK_TAG, function_name
 from scones.statemachine import load_definition, render
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

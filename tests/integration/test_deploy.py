@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from scones.local.deploy import StackConfig, deploy_stack, destroy_stack, function_name, role_name
-from scones.local.iam_policies import actions_of
-from scones.local.lambda_package import FUNCTIONS
+from scones.local.deploy.stack import StackConfig, deploy_stack, destroy_stack, function_name, role_name
+from scones.local.deploy.iam_policies import actions_of
+from scones.local.deploy.lambda_package import FUNCTIONS
 
 pytestmark = pytest.mark.integration
 

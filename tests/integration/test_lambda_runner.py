@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 
-from scones.local.embedded import port_is_listening, start_moto_host, stop_process_group
+from scones.local.stacks.embedded import port_is_listening, start_moto_host, stop_process_group
 
 pytestmark = pytest.mark.integration
 

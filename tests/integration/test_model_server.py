@@ -31,7 +31,7 @@ def image_bytes(mode: str = "RGB", size: tuple[int, int] = (32, 32), fmt: str = 
     return buffer.getvalue()
 
 
-def runtime_client(url: str) -> "boto3.client":
+def runtime_client(url: str) -> boto3.client:
     config = Config(retries={"total_max_attempts": 1}, max_pool_connections=64, read_timeout=60)
     return boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1", config=config)
 

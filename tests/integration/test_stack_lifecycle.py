@@ -10,7 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from scones.local.embedded import port_is_listening, start_model_server, stop_model_server
+from scones.local.stacks.embedded import port_is_listening, start_model_server, stop_model_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

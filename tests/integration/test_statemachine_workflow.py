@@ -1,7 +1,7 @@
 """The rendered workflow, executed by moto's Step Functions interpreter, ends in one outcome.
 
-Lambda code runs in-process here (moto's `_invoke_lambda` seam replaced for this module
-only); the endpoint is a real HTTP server speaking SageMaker's error contract. The embedded
+Lambda code runs in-process here (an in-process invoker behind the same moto seam as the
+process runner, for this module only); the endpoint is a real HTTP server speaking SageMaker's error contract. The embedded
 stack's process runner is tested with the stack, not here.
 """
 from __future__ import annotations
@@ -18,10 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 import pytest
 import requests
-from moto.awslambda.models import LambdaFunction
 from moto.server import ThreadedMotoServer
 
-from scones.local.deploy import StackConfig, deploy_stack
+from scones.local.deploy.stack import StackConfig, deploy_stack
+from scones.local.emulator import moto_seam
+from scones.local.emulator.lambda_spec import FunctionSpec, InvocationResult
 
 pytestmark = pytest.mark.integration
 
@@ -55,24 +56,26 @@ class FakeEndpoint(BaseHTTPRequestHandler):
 _environ_lock = threading.Lock()
 
 
-def run_handler_in_process(self: LambdaFunction, event: object = None) -> tuple[str, bool, str]:
-    """What moto expects back: (payload, errored, logs), errors shaped like AWS's."""
-    module, attr = ("scones." + self.handler).rsplit(".", 1)
-    with _environ_lock:
-        saved = {name: os.environ.get(name) for name in self.environment_vars}
-        os.environ.update(self.environment_vars)
-        try:
-            return json.dumps(getattr(importlib.import_module(module), attr)(event, None)), False, ""
-        except Exception as error:
-            shaped = {"errorType": type(error).__name__, "errorMessage": str(error),
-                      "stackTrace": traceback.format_tb(error.__traceback__)}
-            return json.dumps(shaped), True, ""
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+class InProcessInvoker:
+    """Runs the project's handlers in this process; errors shaped like AWS's."""
+
+    def invoke(self, spec: FunctionSpec, code_zip, event: object, log_sink=None) -> InvocationResult:
+        module, attr = ("scones." + spec.handler).rsplit(".", 1)
+        with _environ_lock:
+            saved = {name: os.environ.get(name) for name in spec.environment}
+            os.environ.update(spec.environment)
+            try:
+                return InvocationResult(json.dumps(getattr(importlib.import_module(module), attr)(event, None)), False, "")
+            except Exception as error:
+                shaped = {"errorType": type(error).__name__, "errorMessage": str(error),
+                          "stackTrace": traceback.format_tb(error.__traceback__)}
+                return InvocationResult(json.dumps(shaped), True, "")
+            finally:
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +90,7 @@ def workflow(fake_aws_credentials) -> Iterator[tuple[boto3.Session, str, str]]:
     patch.setenv("MOTO_PORT", str(port))  # the interpreter calls Lambda at localhost:$MOTO_PORT
     patch.setenv("AWS_ENDPOINT_URL", moto_url)
     patch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", endpoint_url)
-    patch.setattr(LambdaFunction, "_invoke_lambda", run_handler_in_process)
+    uninstall = moto_seam.install_lambda_invoker(InProcessInvoker())
     requests.post(f"{moto_url}/moto-api/config",
                   json={"stepfunctions": {"execute_state_machine": True}}, timeout=10).raise_for_status()
     for module in HANDLERS:  # their boto3 clients are made at import: point them at this server
@@ -101,6 +104,7 @@ def workflow(fake_aws_credentials) -> Iterator[tuple[boto3.Session, str, str]]:
     for key, body in {"ok.png": PNG, "big.png": BIG_PNG, "empty.png": b"", "text.png": b"hello"}.items():
         s3.put_object(Bucket="sfn-images", Key=key, Body=body)
     yield session, outputs.state_machine_arn, outputs.bucket
+    uninstall()
     patch.undo()
     endpoint.shutdown()
     endpoint.server_close()

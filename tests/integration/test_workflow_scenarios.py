@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from scones.local.workflow import ImageRef, Outcome, run_images
+from scones.local.workflow_client import ImageRef, Outcome, run_images
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ def stack(request):
 @pytest.fixture
 def set_threshold(stack):
     """Change the deployed filter function's THRESHOLD for one test, on whichever stack."""
-    from scones.local.deploy import function_name
+    from scones.local.deploy.stack import function_name
 
     lambda_ = stack.state.boto3_session().client("lambda")
     name = function_name(stack.state.stack_name, "filter_inferences")

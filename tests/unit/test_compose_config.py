@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scones.local.docker_engine import DockerUnavailable, compose_command
+from scones.local.stacks.docker_engine import DockerUnavailable, compose_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE = ["-f", str(REPO_ROOT / "docker-compose.yml")]
@@ -94,7 +94,7 @@ def test_model_serves_the_sagemaker_way_after_the_bootstrap(compose: list[str]) 
     assert model["depends_on"]["bootstrap"]["condition"] == "service_completed_successfully"
     assert model["environment"]["AWS_ENDPOINT_URL"] == "http://localstack:4566"
     bootstrap = services["bootstrap"]
-    assert bootstrap["entrypoint"] == ["python", "-m", "scones.local.bootstrap"]
+    assert bootstrap["entrypoint"] == ["python", "-m", "scones.local.stacks.bootstrap"]
     assert "--sagemaker-runtime-url=http://model:8080" in bootstrap["command"]
     assert bootstrap["depends_on"]["localstack"]["condition"] == "service_healthy"
     shared = {v["source"] for v in model["volumes"]} & {v["source"] for v in bootstrap["volumes"]}
@@ -110,7 +110,7 @@ def test_moto_profile_stands_alone(compose: list[str]) -> None:
         needed.add(name)
         todo += [d for d in services[name].get("depends_on", {}) if d not in needed]
     assert needed == {"moto-model", "moto-bootstrap", "moto"}
-    assert services["moto"]["entrypoint"][:3] == ["python", "-m", "scones.local.moto_host"]
+    assert services["moto"]["entrypoint"][:3] == ["python", "-m", "scones.local.emulator.moto_host"]
     assert "--sagemaker-runtime-url=http://moto-model:8080" in services["moto-bootstrap"]["command"]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scones.local import docker_engine
+from scones.local.stacks import docker_engine
 
 
 def test_unreachable_engine_is_reported_with_the_reason(monkeypatch: pytest.MonkeyPatch) -> None:

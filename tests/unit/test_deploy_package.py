@@ -9,7 +9,7 @@ from io import BytesIO
 
 import pytest
 
-from scones.local.lambda_package import UnknownFunction, build_function_zip, code_sha256, handler_string
+from scones.local.deploy.lambda_package import UnknownFunction, build_function_zip, code_sha256, handler_string
 
 
 def test_zip_holds_only_common_and_the_function():

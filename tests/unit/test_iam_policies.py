@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import pytest
 
-from scones.local.iam_policies import (
+from scones.local.deploy.iam_policies import (
     AccountContext,
     actions_of,
     function_policy,
     state_machine_policy,
     trust_policy,
 )
-from scones.local.lambda_package import FUNCTIONS
+from scones.local.deploy.lambda_package import FUNCTIONS
 
 CTX = AccountContext(partition="aws", region="eu-west-1", account="111122223333")
 LOGS = "arn:aws:logs:eu-west-1:111122223333:log-group:/aws/lambda/s-fn:*"

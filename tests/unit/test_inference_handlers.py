@@ -78,6 +78,19 @@ def test_predict_fn_returns_probabilities_per_row():
     assert torch.allclose(probabilities.sum(1), torch.ones(5))
 
 
+def test_predict_fn_applies_the_temperature_and_flip_average_from_model_json():
+    torch.manual_seed(0)
+    net = inference.ResNet18Cifar(2, width=4).eval()
+    batch = torch.randn(3, 3, 32, 32)
+    with torch.inference_mode():
+        plain, mirrored = net(batch), net(batch.flip(-1))
+    served = inference.predict_fn(batch, inference.LoadedModel(
+        net, ["bicycle", "motorcycle"], torch.device("cpu"), {"temperature": 2.0, "flip_average": True}))
+    assert torch.allclose(served, torch.softmax((plain + mirrored) / 2 / 2.0, 1), atol=1e-6)
+    older = inference.predict_fn(batch, inference.LoadedModel(net, ["bicycle", "motorcycle"], torch.device("cpu"), {}))
+    assert torch.allclose(older, torch.softmax(plain, 1), atol=1e-6)  # artifacts without the keys serve as before
+
+
 @pytest.mark.parametrize("accept", ["application/json", "*/*", "", None, "application/json; charset=utf-8"])
 @pytest.mark.parametrize("shape", [(2,), (1, 2)])
 def test_output_fn_writes_a_json_list(accept, shape):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.compose_fixtures import MOCK_TEST_CASE_OUTCOMES
-from scones.local.config import load_settings
+from scones.model.config import load_settings
 from scones.statemachine import DEFINITION_PATH
 
 MOCK_CONFIG_PATH = DEFINITION_PATH.with_name("MockConfigFile.json")

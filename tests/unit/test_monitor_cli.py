@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from scones.local.cli import main
-from scones.local.stack_state import StackState
+from scones.local.cli.main import main
+from scones.local.stacks.state import StackState
 from scones.model.monitor.cli import default_capture_uri
 
 

@@ -106,3 +106,29 @@ def test_buckets_are_hourly_for_long_spans_and_finer_for_bursts():
     assert choose_buckets(hours).label == "hour" and len(choose_buckets(hours).starts) == 9
     burst = [START + timedelta(seconds=i) for i in range(20)]
     assert choose_buckets(burst).label == "second"
+
+
+def test_training_routing_calibration_and_reliability_diagram_from_the_baseline(tmp_path):
+    bins = [{"lower": i / 10, "upper": (i + 1) / 10, "count": 0, "accuracy": None, "confidence": None} for i in range(10)]
+    before = [*bins[:9], {"lower": 0.9, "upper": 1.0, "count": 200, "accuracy": 0.9, "confidence": 0.97}]
+    after = [*bins[:8], {"lower": 0.8, "upper": 0.9, "count": 40, "accuracy": 0.7, "confidence": 0.86},
+             {"lower": 0.9, "upper": 1.0, "count": 160, "accuracy": 0.98, "confidence": 0.96}]
+    calibration = {"temperature": 1.4, "fitted_on": "validation", "reported_on": "test", "ece_before": 0.07,
+                   "ece_after": 0.02, "reliability_before": before, "reliability_after": after}
+    routing = {"threshold": 0.93, "images": 200, "auto_routed": 160, "auto_routed_share": 0.8, "auto_routed_accuracy": 0.9875}
+    base = Baseline(CLASSES, (0.99,) * 200, {"bicycle": 100, "motorcycle": 100}, 0.93, "t", "b.json", routing, calibration)
+    report = build_report(CaptureReadResult("s3://b/c/ep", records([0.99] * 30 + [0.6] * 10)), CLASSES, 0.93, base)
+
+    assert report.charts[-1].name == "reliability"
+    write_report(report, tmp_path)
+    with Image.open(tmp_path / "reliability.png") as image:
+        assert image.width > 300
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["training_routing"]["auto_routed_share"] == 0.8 and summary["auto_routed_share"] == 0.75
+    assert summary["training_calibration"]["ece_after"] == 0.02
+    console = Console(record=True, width=200)
+    print_summary(report, console)
+    text = console.export_text()
+    assert "80.0% of 200 auto-routed at 0.93, 98.8% of them right" in text
+    assert "ECE 0.070 → 0.020 with temperature 1.4 fitted on validation" in text
+    assert "30 of 40 (75.0%)" in text

@@ -1,8 +1,5 @@
-"""The one place we use moto's internals: fail loudly, with the reason, if moto moves it.
-
-scones.local.lambda_runner replaces `LambdaFunction._invoke_lambda` and relies on what moto
-does with its return value (`invoke` → X-Amz-Function-Error; Step Functions → errorType).
-"""
+"""The contract of scones.local.emulator.moto_seam: fail loudly, with the reason, if moto moves
+anything the seam touches (its docstring lists each internal and why)."""
 from __future__ import annotations
 
 import inspect
@@ -16,7 +13,7 @@ import pytest
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction, lambda_backends
 
-from scones.local import lambda_runner
+from scones.local.emulator import lambda_runner, moto_seam
 
 SEAM = "moto.awslambda.models.LambdaFunction._invoke_lambda"
 
@@ -84,11 +81,10 @@ def test_step_functions_calls_lambda_on_moto_port(monkeypatch: pytest.MonkeyPatc
 
 def test_set_config_enables_state_machine_execution():
     from moto.core.config import default_user_config
-    from moto.moto_api._internal import moto_api_backend
 
     saved = dict(default_user_config["stepfunctions"])
     try:
-        moto_api_backend.set_config({"stepfunctions": {"execute_state_machine": True}})
+        moto_seam.enable_state_machine_execution()
         assert default_user_config["stepfunctions"]["execute_state_machine"] is True
     finally:
         default_user_config["stepfunctions"] = saved
@@ -106,7 +102,7 @@ def test_function_spec_reads_the_attributes_moto_keeps():
         Code={"ZipFile": code.getvalue()}, Timeout=7, MemorySize=256, Environment={"Variables": {"K": "v"}},
     )  # fmt: skip
     function = lambda_backends["123456789012"]["us-east-1"].get_function("seam-fn")
-    spec = lambda_runner.function_spec(function)
+    spec = moto_seam.function_spec(function)
     assert (spec.name, spec.handler, spec.timeout_s, spec.memory_mb) == ("seam-fn", "fn.handler", 7.0, 256)
     assert spec.environment == {"K": "v"} and spec.code_sha256 and spec.arn.endswith(":function:seam-fn")
     assert function.code_bytes == code.getvalue(), "moto no longer keeps the deployment zip in code_bytes"
@@ -117,10 +113,33 @@ def test_function_spec_reads_the_attributes_moto_keeps():
 def test_install_replaces_and_uninstall_restores_the_seam(tmp_path):
     original = LambdaFunction.__dict__["_invoke_lambda"]
     runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path)
-    uninstall = lambda_runner.install(runner)
+    uninstall = moto_seam.install_lambda_invoker(runner)
     try:
-        assert LambdaFunction.__dict__["_invoke_lambda"] is lambda_runner._invoke_lambda
+        assert LambdaFunction.__dict__["_invoke_lambda"] is moto_seam._invoke_lambda
     finally:
         uninstall()
         runner.close()
     assert LambdaFunction.__dict__["_invoke_lambda"] is original
+
+
+def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("MOTO_PORT", raising=False)
+    server = moto_seam.make_server("127.0.0.1", 0)
+    try:
+        import os
+
+        assert os.environ["MOTO_PORT"] == str(server.server_port)
+    finally:
+        server.server_close()
+
+
+def test_update_endpoint_shim_targets_moto_sagemaker_response():
+    from moto.sagemaker.models import FakeEndpoint
+    from moto.sagemaker.responses import SageMakerResponse
+
+    moto_seam.add_update_endpoint()
+    assert callable(getattr(SageMakerResponse, "update_endpoint", None))
+    for attribute in ("endpoint_config_name", "production_variants", "data_capture_config"):
+        assert attribute in inspect.signature(FakeEndpoint.__init__).parameters or attribute in inspect.getsource(
+            FakeEndpoint.__init__
+        ), f"moto's FakeEndpoint lost {attribute}: the UpdateEndpoint shim sets it"

@@ -32,7 +32,11 @@ def test_archive_has_the_real_layout(synth_archive):
 def test_same_seed_same_archive_content(tmp_path):
     first = synth.write_synth_archive(tmp_path / "a", train_per_class=3, test_per_class=2, seed=5)
     second = synth.write_synth_archive(tmp_path / "b", train_per_class=3, test_per_class=2, seed=5)
-    read = lambda p: pickle.loads(tarfile.open(p).extractfile("cifar-100-python/train").read(), encoding="bytes")
+
+    def read(path):
+        with tarfile.open(path) as archive:
+            return pickle.loads(archive.extractfile("cifar-100-python/train").read(), encoding="bytes")
+
     assert np.array_equal(read(first)[b"data"], read(second)[b"data"])
 
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from scones.local.workflow import (
+from scones.local.workflow_client import (
     WorkflowError,
     execution_name,
     expand_inputs,

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from scones.model import config
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OUTCOMES = ("classified", "review", "failed")
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -45,10 +47,10 @@ class Outcome:
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:
-    match = re.fullmatch(r"s3://([^/]+)/(.+)", uri)
-    if not match:
-        raise WorkflowError(f"not an s3://bucket/key URI: {uri!r}")
-    return match.group(1), match.group(2)
+    try:
+        return config.parse_s3_uri(uri)
+    except config.InvalidS3Uri as error:
+        raise WorkflowError(str(error)) from error
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
@@ -155,16 +157,16 @@ def run_images(
             if execution["status"] not in TERMINAL_STATUSES:
                 continue
             index, ref = pending.pop(arn)
-            results[index] = outcome_from_execution(ref.image, execution)
+            outcome = outcome_from_execution(ref.image, execution)
+            results[index] = outcome
             if on_done:
-                on_done(results[index])
+                on_done(outcome)
         if pending and time.monotonic() > deadline:
             for arn, (index, ref) in pending.items():
-                results[index] = Outcome(
-                    ref.image, "failed", None, None, f"still running after {timeout_s:.0f} s", arn
-                )
+                outcome = Outcome(ref.image, "failed", None, None, f"still running after {timeout_s:.0f} s", arn)
+                results[index] = outcome
                 if on_done:
-                    on_done(results[index])
+                    on_done(outcome)
             break
         if pending:
             time.sleep(poll_s)

@@ -12,7 +12,6 @@ import io
 import json
 import re
 import tarfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,9 +20,10 @@ from typing import Any
 
 import click
 
-from .aws_images import pytorch_image_uri
-from .config import load_settings
-from .sagemaker_roles import STACK_TAG, ensure_role, training_role_name, training_role_policy
+from scones.local.aws.images import pytorch_image_uri
+from scones.local.aws.waiter import wait_for_status
+from scones.model.config import load_settings
+from scones.local.aws.sagemaker_roles import STACK_TAG, ensure_role, training_role_name, training_role_policy
 
 DEFAULT_TRAINING_INSTANCE = "ml.g4dn.xlarge"
 DATA_PREFIX, CODE_PREFIX, OUTPUT_PREFIX = "data", "code", "training"
@@ -46,12 +46,12 @@ METRIC_DEFINITIONS = [
 ]
 # Runtime dependencies of scones.model.train beyond the PyTorch training image.
 SOURCE_REQUIREMENTS = "tqdm\n"
-# The modules the trainer imports (scones.model.train → artifact, cifar, training_data, calibration, code.inference,
-# scones.local.config); server/, monitor/ and the rest of scones.local stay out of the bundle.
+# The modules the trainer imports (scones.model.train → artifact, cifar, training_data, calibration,
+# code.inference, scones.model.config); server/, monitor/ and scones.local stay out of the bundle.
 SOURCE_MODULES = (
     "model/__init__.py", "model/train.py", "model/artifact.py", "model/cifar.py",
     "model/training_data.py", "model/calibration.py",
-    "model/code/__init__.py", "model/code/inference.py", "local/__init__.py", "local/config.py",
+    "model/code/__init__.py", "model/code/inference.py", "model/config.py",
 )
 
 
@@ -141,10 +141,9 @@ def training_job_request(spec: TrainingJobSpec) -> dict[str, Any]:
 
 def build_source_bundle() -> bytes:
     """sourcedir.tar.gz: the trainer's scones modules plus the entry script; byte-identical for identical code."""
-    import scones.local
     import scones.model
 
-    roots = {"model": Path(scones.model.__file__).parent, "local": Path(scones.local.__file__).parent}
+    roots = {"model": Path(scones.model.__file__).parent}
     files = {}
     for name in SOURCE_MODULES:
         package, relative = name.split("/", 1)
@@ -203,19 +202,13 @@ def upload_source(s3: Any, bucket: str, bundle: bytes) -> str:
 def wait_for_training_job(
     sm: Any, job_name: str, *, on_status: Callable[[str], None], poll_s: float = 30.0, timeout_s: float = 4 * 3600
 ) -> dict[str, Any]:
-    """Poll until Completed; TrainingJobFailed on Failed/Stopped."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job = sm.describe_training_job(TrainingJobName=job_name)
-        status = job["TrainingJobStatus"]
-        on_status(f"{status} / {job.get('SecondaryStatus', '')}")
-        if status == "Completed":
-            return job
-        if status in ("Failed", "Stopped"):
-            raise TrainingJobFailed(f"training job {job_name} {status}: {job.get('FailureReason', 'no reason given')}")
-        if time.monotonic() > deadline:
-            raise TrainingJobFailed(f"training job {job_name} still {status} after {timeout_s:.0f}s")
-        time.sleep(poll_s)
+    """Poll until Completed; TrainingJobFailed on Failed/Stopped (or when it outlasts timeout_s)."""
+    return wait_for_status(
+        lambda: sm.describe_training_job(TrainingJobName=job_name), status_key="TrainingJobStatus", done="Completed",
+        failed=("Failed", "Stopped"), what=f"training job {job_name}",
+        on_status=lambda job: on_status(f"{job['TrainingJobStatus']} / {job.get('SecondaryStatus', '')}"),
+        poll_s=poll_s, timeout_s=timeout_s, failed_error=TrainingJobFailed, timeout_error=TrainingJobFailed,
+    )  # fmt: skip
 
 
 def default_job_name(stack_name: str) -> str:

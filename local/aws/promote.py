@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,18 +20,19 @@ from typing import Any
 import click
 from botocore.exceptions import ClientError
 
-from .aws_images import pytorch_image_uri
-from .config import DEFAULT_CLASSES, DEFAULT_THRESHOLD, load_settings
-from .deploy import StackConfig, deploy_stack, destroy_stack, function_name, state_machine_name
-from .lambda_package import FUNCTIONS
-from .sagemaker_endpoint import (
+from scones.local.aws.images import pytorch_image_uri
+from scones.model.artifact import InvalidArtifact, artifact_class_names
+from scones.model.config import DEFAULT_THRESHOLD, load_settings, parse_s3_uri
+from scones.local.deploy.stack import StackConfig, deploy_stack, destroy_stack, function_name, state_machine_name
+from scones.local.deploy.lambda_package import FUNCTIONS
+from scones.local.aws.sagemaker_endpoint import (
     DEFAULT_INSTANCE_TYPE,
     EndpointSpec,
     delete_endpoint_resources,
     deploy_endpoint,
     plan_endpoint,
 )
-from .sagemaker_roles import delete_role, endpoint_role_name, endpoint_role_policy, ensure_role, training_role_name
+from scones.local.aws.sagemaker_roles import delete_role, endpoint_role_name, endpoint_role_policy, ensure_role, training_role_name
 
 MODEL_PREFIX, CAPTURE_PREFIX = "models", "capture"
 
@@ -85,7 +85,7 @@ def fetched_model(s3: Any, model: str) -> Iterator[LocalModel]:
     """The model as a local file (downloading s3:// URIs), with its digest and class names."""
     with tempfile.TemporaryDirectory(prefix="scones-promote-") as tmp:
         if model.startswith("s3://"):
-            bucket, _, key = model[len("s3://"):].partition("/")
+            bucket, key = parse_s3_uri(model)
             path = Path(tmp) / "model.tar.gz"
             try:
                 s3.download_file(bucket, key, str(path))
@@ -99,21 +99,11 @@ def fetched_model(s3: Any, model: str) -> Iterator[LocalModel]:
         with path.open("rb") as file:
             for chunk in iter(lambda: file.read(1 << 20), b""):
                 digest.update(chunk)
-        yield LocalModel(path, digest.hexdigest(), artifact_class_names(path))
-
-
-def artifact_class_names(path: Path) -> tuple[str, ...]:
-    """Reads model.json from the tarball without extracting anything."""
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            names = set(tar.getnames())
-            if "code/inference.py" not in names:
-                raise InvalidModelArtifact(f"{path} has no code/inference.py")
-            member = tar.extractfile("model.json")
-            meta = json.loads(member.read()) if member else {}
-    except (tarfile.TarError, KeyError, json.JSONDecodeError) as error:
-        raise InvalidModelArtifact(f"{path} is not a model.tar.gz with model.json: {error}") from error
-    return tuple(meta.get("class_names") or DEFAULT_CLASSES)
+        try:
+            class_names = artifact_class_names(path, require_code=True)
+        except InvalidArtifact as error:
+            raise InvalidModelArtifact(str(error)) from error
+        yield LocalModel(path, digest.hexdigest(), class_names)
 
 
 def _object_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -205,18 +195,14 @@ def promote_stack(
 
 def save_aws_state(session: Any, request: PromoteRequest, result: PromotionResult) -> Path | None:
     """Record the AWS stack in the state file, so `scones classify` and `scones monitor` find it."""
-    try:
-        from .stack_state import StackState, save_state
-    except ImportError:
-        return None
-    from datetime import datetime, timezone
+    from scones.local.stacks.state import new_state, save_state
 
     settings = load_settings()
-    state = StackState(
-        target="aws", region=session.region_name, aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
-        model_server_url=None, endpoint_name=request.endpoint_name, bucket=request.bucket,
-        state_machine_arn=result.state_machine_arn, stack_name=request.stack_name, threshold=request.threshold,
-        class_names=list(result.class_names), processes={}, started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    state = new_state(
+        settings, "aws", class_names=result.class_names, aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL"),
+        model_server_url=None, state_machine_arn=result.state_machine_arn, region=session.region_name,
+        endpoint_name=request.endpoint_name, bucket=request.bucket, stack_name=request.stack_name,
+        threshold=request.threshold,
     )
     save_state(settings, state)
     return settings.state_file

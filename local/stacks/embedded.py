@@ -6,23 +6,21 @@ same `deploy_stack` that LocalStack and AWS use, and records the result in the s
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import Settings
-from .stack_state import StackNotRunning, StackState, load_state, remove_state, save_state
+from scones.model.artifact import InvalidArtifact, artifact_class_names
+from scones.model.config import FAKE_CREDENTIALS, Settings
+from scones.local.stacks.state import StackNotRunning, StackState, load_state, new_state, remove_state, save_state
 
 HOST = "127.0.0.1"
 MOTO_READY_TIMEOUT_S = 60.0
@@ -85,9 +83,7 @@ def child_environment(aws_endpoint_url: str, region: str) -> dict[str, str]:
             "AWS_ENDPOINT_URL": aws_endpoint_url,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
+            **FAKE_CREDENTIALS,
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -138,7 +134,7 @@ def _is_ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    return any(marker in cmdline for marker in (b"scones.local.moto_host", b"scones.model.server", b"lambda_worker.py"))
+    return any(marker in cmdline for marker in (b"scones.local.emulator.moto_host", b"scones.model.server", b"lambda_worker.py"))
 
 
 def stop_process_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> bool:
@@ -182,10 +178,10 @@ def http_answers(url: str, expect_status: int | None = None) -> bool:
 
 
 def start_moto_host(log_path: Path, region: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    """`python -m scones.local.moto_host` on a free port; returns (process, URL) once it answers."""
+    """`python -m scones.local.emulator.moto_host` on a free port; returns (process, URL) once it answers."""
     port = port or free_port()
     url = f"http://{HOST}:{port}"
-    argv = [sys.executable, "-m", "scones.local.moto_host", "--host", HOST, "--port", str(port)]
+    argv = [sys.executable, "-m", "scones.local.emulator.moto_host", "--host", HOST, "--port", str(port)]
     process = spawn(argv, log_path, child_environment(url, region))
     wait_ready("moto server", process, log_path, lambda: http_answers(f"{url}/moto-api/"), MOTO_READY_TIMEOUT_S)
     return process, url
@@ -201,14 +197,11 @@ def _spawn_model_server(model_path: Path, port: int, *, endpoint_name: str, buck
 
 
 def model_class_names(model_path: Path) -> list[str]:
-    """class_names from model.json of a model.tar.gz (read in place) or an extracted model dir."""
-    if model_path.is_dir():
-        return json.loads((model_path / "model.json").read_text())["class_names"]
-    with tarfile.open(model_path, "r:*") as tar:
-        member = next((m for m in tar.getmembers() if m.isfile() and m.name.lstrip("./") == "model.json"), None)
-        if member is None:
-            raise ModelNotFound(f"{model_path} has no model.json: not a model.tar.gz from `scones train`")
-        return json.loads(tar.extractfile(member).read())["class_names"]  # type: ignore[union-attr]
+    """class_names of a model.tar.gz or an extracted model dir, as ModelNotFound when it is neither."""
+    try:
+        return list(artifact_class_names(model_path))
+    except InvalidArtifact as error:
+        raise ModelNotFound(str(error)) from error
 
 
 def default_model_path(settings: Settings) -> Path:
@@ -241,7 +234,7 @@ def start_stack(
     settings: Settings, model_path: Path, threshold: float | None = None, region: str | None = None
 ) -> StartedStack:
     """Start moto and the model server, deploy the workflow, record and return the StackState."""
-    from .deploy import StackConfig, deploy_stack
+    from scones.local.deploy.stack import StackConfig, deploy_stack
 
     existing = running_state(settings)
     if existing is not None:
@@ -270,12 +263,10 @@ def start_stack(
         processes[MOTO_PROCESS], _ = start_moto_host(logs / "moto.log", region, moto_port)
         wait_ready("model server", processes[MODEL_PROCESS], logs / "model-server.log",
                    lambda: http_answers(f"{model_url}/ping", 200), MODEL_READY_TIMEOUT_S)  # fmt: skip
-        state = StackState(
-            target="embedded", region=region, aws_endpoint_url=aws_url, model_server_url=model_url,
-            endpoint_name=settings.endpoint_name, bucket=settings.bucket, state_machine_arn="",
-            stack_name=settings.stack_name, threshold=threshold, class_names=list(class_names),
-            processes={name: p.pid for name, p in processes.items()},
-            started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), model_path=str(model_path),
+        state = new_state(
+            settings, "embedded", class_names=class_names, aws_endpoint_url=aws_url, model_server_url=model_url,
+            region=region, threshold=threshold, processes={name: p.pid for name, p in processes.items()},
+            model_path=str(model_path),
         )  # fmt: skip
         save_state(settings, state)  # recorded before deploying, so `scones down` can clean up a failed start
         config = StackConfig(

@@ -1,24 +1,23 @@
 """A moto server process that runs Lambda code and Step Functions executions.
 
-`python -m scones.local.moto_host --host 127.0.0.1 --port P` serves every moto service over
-HTTP (werkzeug, as ThreadedMotoServer does) with two changes from plain moto:
-Lambda invocations run in local worker processes (scones.local.lambda_runner) and Step
+`python -m scones.local.emulator.moto_host --host 127.0.0.1 --port P` serves every moto service over
+HTTP (werkzeug, as ThreadedMotoServer does) with two changes from plain moto, both through
+`moto_seam`:
+Lambda invocations run in local worker processes (scones.local.emulator.lambda_runner) and Step
 Functions executes state machines. moto's Step Functions interpreter calls Lambda at
 `localhost:$MOTO_PORT`, so MOTO_PORT is set to the port actually bound.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from .lambda_runner import DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner, install
-
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+from scones.local.emulator import moto_seam
+from scones.local.emulator.lambda_runner import DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -26,19 +25,13 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None:
-    from moto.moto_api import _internal as moto_api
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    app = DomainDispatcherApplication(create_backend_app)
-    server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = moto_seam.make_server(host, port)
     bound_port = server.server_port
-    os.environ["MOTO_PORT"] = str(bound_port)
-    moto_api.moto_api_backend.set_config(MOTO_CONFIG)
+    moto_seam.enable_state_machine_execution()
 
     scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
     runner = ProcessLambdaRunner(f"http://{host}:{bound_port}", scratch, max_workers_per_function=max_workers)
-    uninstall = install(runner)
+    uninstall = moto_seam.install_lambda_invoker(runner)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     print(f"moto_host ready on http://{host}:{bound_port} (Lambda work dir {scratch})", flush=True)
     try:
@@ -55,7 +48,7 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m scones.local.moto_host",
+        prog="python -m scones.local.emulator.moto_host",
         description="moto server with Lambda functions run as local processes and Step Functions execution on.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")

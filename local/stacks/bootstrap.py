@@ -1,8 +1,8 @@
 """The one bootstrap of an emulated stack: a model, the deployed workflow, and the state file.
 
-`python -m scones.local.bootstrap` is the compose stack's one-shot `bootstrap` service (against
+`python -m scones.local.stacks.bootstrap` is the compose stack's one-shot `bootstrap` service (against
 LocalStack, or moto in the `moto` profile) and runs the same way against any moto server. It
-deploys with `scones.local.deploy.deploy_stack` — the code `scones up` and `scripts/promote.sh`
+deploys with `scones.local.deploy.stack.deploy_stack` — the code `scones up` and `scripts/promote.sh`
 use — so nothing here knows which emulator it talks to beyond the endpoint URL.
 
 Steps: find or train a model (`--model`, else $SCONES_HOME/model.tar.gz, else a small model
@@ -12,22 +12,19 @@ s3://BUCKET/models/model.tar.gz, unpack it where the model server reads it, writ
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import boto3
 
-from scones.local.config import Settings, load_settings
-from scones.local.deploy import DeployError, StackConfig, StackOutputs, deploy_stack
-from scones.local.stack_state import StackState, save_state
-from scones.model.artifact import extract_artifact
+from scones.model.config import Settings, load_settings
+from scones.local.deploy.stack import DeployError, StackConfig, StackOutputs, deploy_stack
+from scones.local.stacks.state import StackState, new_state, save_state
+from scones.model.artifact import InvalidArtifact, artifact_class_names, extract_artifact
 
 MODEL_KEY = "models/model.tar.gz"
 CACHED_MODEL_NAME = "model.tar.gz"
@@ -62,14 +59,10 @@ class BootstrapPlan:
 
 def class_names_of(artifact: Path) -> tuple[str, ...]:
     """The classes a model.tar.gz was trained on (model.json), without loading torch."""
-    with tarfile.open(artifact, "r:*") as tar:
-        try:
-            member = tar.extractfile("model.json")
-        except KeyError:
-            member = None
-        if member is None:
-            raise BootstrapError(f"{artifact} has no model.json: not a Scones model artifact")
-        return tuple(json.loads(member.read())["class_names"])
+    try:
+        return artifact_class_names(artifact)
+    except InvalidArtifact as error:
+        raise BootstrapError(f"{error}: not a Scones model artifact") from error
 
 
 def train_small_model(out_dir: Path, class_names: tuple[str, ...], recipe: SmallModelRecipe) -> Path:
@@ -124,7 +117,7 @@ def unpack_for_server(artifact: Path, model_dir: Path) -> Path:
 
 def bootstrap(session: boto3.Session, settings: Settings, plan: BootstrapPlan) -> StackState:
     """Model, deploy, upload, unpack, state file — in that order; returns the saved state."""
-    from scones.local.config import DEFAULT_CLASSES
+    from scones.model.config import DEFAULT_CLASSES
 
     artifact = resolve_model(plan, settings, DEFAULT_CLASSES)
     class_names = class_names_of(artifact)
@@ -145,19 +138,9 @@ def bootstrap(session: boto3.Session, settings: Settings, plan: BootstrapPlan) -
     if plan.model_dir is not None:
         unpack_for_server(artifact, plan.model_dir)
         print(f"model unpacked into {plan.model_dir} for the model server", flush=True)
-    state = StackState(
-        target=plan.target,
-        region=settings.region,
-        aws_endpoint_url=plan.public_aws_endpoint_url,
-        model_server_url=plan.public_model_url,
-        endpoint_name=settings.endpoint_name,
-        bucket=outputs.bucket,
-        state_machine_arn=outputs.state_machine_arn,
-        stack_name=settings.stack_name,
-        threshold=settings.threshold,
-        class_names=list(class_names),
-        processes={},
-        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    state = new_state(
+        settings, plan.target, class_names=class_names, aws_endpoint_url=plan.public_aws_endpoint_url,
+        model_server_url=plan.public_model_url, state_machine_arn=outputs.state_machine_arn, bucket=outputs.bucket,
     )
     save_state(settings, state)
     print(f"wrote {settings.state_file}", flush=True)
@@ -167,7 +150,7 @@ def bootstrap(session: boto3.Session, settings: Settings, plan: BootstrapPlan) -
 def build_parser() -> argparse.ArgumentParser:
     recipe = SmallModelRecipe()
     parser = argparse.ArgumentParser(
-        prog="python -m scones.local.bootstrap",
+        prog="python -m scones.local.stacks.bootstrap",
         description="Deploy the Scones workflow into an emulator (LocalStack or moto) with the same deploy "
         "code as `scones up`, provide a model (train a small one if none is given) and write the state file "
         "that `scones classify` reads. Stack name, bucket, endpoint and threshold come from SCONES_* variables.",

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .config import load_settings
-from .workflow import Outcome, WorkflowError, expand_inputs, run_images, stage_images
+from scones.model.config import load_settings
+from scones.local.workflow_client import Outcome, WorkflowError, expand_inputs, run_images, stage_images
 
 CAPTURE_FLUSH_WAIT_S = 3.0
 OUTCOME_STYLE = {"classified": "green", "review": "yellow", "failed": "red"}
@@ -23,7 +23,7 @@ def classify_with_stack(
     inputs: Sequence[str], *, timeout_s: float, quiet: bool, console: Console
 ) -> list[Outcome]:
     """Upload what is local, run every image through the stack the state file names."""
-    from .stack_state import load_state
+    from scones.local.stacks.state import load_state
 
     state = load_state(load_settings())
     session = state.boto3_session()
@@ -83,7 +83,7 @@ def classify(images: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
     The stack is the one in the state file (`scones up`, compose, or `scripts/promote.sh`).
     """
     console = Console(stderr=as_json)
-    from .stack_state import StackNotRunning
+    from scones.local.stacks.state import StackNotRunning
 
     try:
         outcomes = classify_with_stack(images, timeout_s=timeout_s, quiet=as_json, console=console)
@@ -116,8 +116,8 @@ def demo(epochs: int, threshold: float | None, offline: bool, data_dir: Path | N
     """
     import time
 
-    from . import demo as steps
-    from .embedded import StackAlreadyRunning, start_stack, stop_model_server, stop_stack
+    from scones.local.cli import demo as steps
+    from scones.local.stacks.embedded import StackAlreadyRunning, start_stack, stop_model_server, stop_stack
 
     settings = load_settings()
     console = Console()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .config import DEFAULT_CLASSES, Settings
-from .workflow import Outcome, run_images, stage_images
+from scones.model.config import DEFAULT_CLASSES, Settings
+from scones.local.workflow_client import Outcome, run_images, stage_images
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any
 
 import boto3
 
-from .config import Settings
+from scones.model.config import FAKE_CREDENTIALS, Settings
 
 TARGETS = ("embedded", "compose", "aws")
-LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"}
 
 
 class StackNotRunning(RuntimeError):
@@ -43,7 +44,7 @@ class StackState:
 
         The embedded stack is moto: it gets dummy credentials, so no real ones are needed or sent.
         """
-        credentials = LOCAL_CREDENTIALS if self.target == "embedded" else {}
+        credentials = {name.lower(): value for name, value in FAKE_CREDENTIALS.items()} if self.target == "embedded" else {}
         return _EndpointSession(self.aws_endpoint_url, self.model_server_url, region_name=self.region, **credentials)
 
     def client(self, service: str) -> Any:
@@ -58,13 +59,34 @@ class _EndpointSession(boto3.Session):
         self._aws_endpoint_url = aws_endpoint_url
         self._model_server_url = model_server_url
 
-    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:
         if "endpoint_url" not in kwargs:
             if service_name == "sagemaker-runtime" and self._model_server_url:
                 kwargs["endpoint_url"] = self._model_server_url
             elif self._aws_endpoint_url:
                 kwargs["endpoint_url"] = self._aws_endpoint_url
         return super().client(service_name, *args, **kwargs)
+
+
+def new_state(
+    settings: Settings,
+    target: str,
+    *,
+    class_names: Sequence[str],
+    aws_endpoint_url: str | None,
+    model_server_url: str | None,
+    state_machine_arn: str = "",
+    **overrides: Any,
+) -> StackState:
+    """A StackState for `settings`' stack, started now; `overrides` replace any settings-derived field."""
+    values: dict[str, Any] = {
+        "target": target, "region": settings.region, "aws_endpoint_url": aws_endpoint_url,
+        "model_server_url": model_server_url, "endpoint_name": settings.endpoint_name, "bucket": settings.bucket,
+        "state_machine_arn": state_machine_arn, "stack_name": settings.stack_name, "threshold": settings.threshold,
+        "class_names": list(class_names), "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    values.update(overrides)
+    return StackState(**values)
 
 
 def load_state(settings: Settings) -> StackState:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .deploy import STACK_TAG
+from scones.local.aws.waiter import wait_for_status
+from scones.local.deploy.stack import STACK_TAG
 
 DEFAULT_INSTANCE_TYPE = "ml.g4dn.xlarge"
 VARIANT_NAME = "AllTraffic"
@@ -181,18 +181,12 @@ def wait_in_service(
     sm: Any, endpoint_name: str, *, on_status: Callable[[str], None], poll_s: float, timeout_s: float
 ) -> dict[str, Any]:
     """Poll DescribeEndpoint until InService; a real GPU endpoint takes 5-10 minutes."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        endpoint = sm.describe_endpoint(EndpointName=endpoint_name)
-        status = endpoint["EndpointStatus"]
-        on_status(status)
-        if status == "InService":
-            return endpoint
-        if status in ("Failed", "OutOfService"):
-            raise EndpointFailed(f"endpoint {endpoint_name} is {status}: {endpoint.get('FailureReason', 'no reason given')}")
-        if time.monotonic() > deadline:
-            raise EndpointTimeout(f"endpoint {endpoint_name} still {status} after {timeout_s:.0f}s")
-        time.sleep(poll_s)
+    return wait_for_status(
+        lambda: sm.describe_endpoint(EndpointName=endpoint_name), status_key="EndpointStatus", done="InService",
+        failed=("Failed", "OutOfService"), what=f"endpoint {endpoint_name}",
+        on_status=lambda endpoint: on_status(endpoint["EndpointStatus"]), poll_s=poll_s, timeout_s=timeout_s,
+        failed_error=EndpointFailed, timeout_error=EndpointTimeout,
+    )  # fmt: skip
 
 
 def _tagged(sm: Any, arn: str, stack_name: str) -> bool:

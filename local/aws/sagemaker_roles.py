@@ -10,9 +10,9 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from .aws_images import ecr_repository_arn
-from .deploy import STACK_TAG
-from .iam_policies import trust_policy
+from scones.local.aws.images import ecr_repository_arn
+from scones.local.deploy.stack import STACK_TAG
+from scones.local.deploy.iam_policies import trust_policy
 
 ECR_PULL_ACTIONS = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]
 LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]

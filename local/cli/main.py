@@ -13,14 +13,14 @@ SUBCOMMANDS = {
     "data": ("scones.model.cli", "data", "Stage CIFAR-100 classes or generate a synthetic set."),
     "train": ("scones.model.cli", "train", "Train the classifier (SageMaker script mode)."),
     "serve": ("scones.model.server.cli", "serve", "Serve a model.tar.gz with the SageMaker contracts."),
-    "up": ("scones.local.stack_cli", "up", "Start the embedded stack (moto + model server)."),
-    "status": ("scones.local.stack_cli", "status", "Show the running stack."),
-    "down": ("scones.local.stack_cli", "down", "Stop everything `scones up` started."),
-    "classify": ("scones.local.workflow_cli", "classify", "Run images through the workflow."),
-    "demo": ("scones.local.workflow_cli", "demo", "The whole chain: data, training, stack, classification."),
+    "up": ("scones.local.cli.stack", "up", "Start the embedded stack (moto + model server)."),
+    "status": ("scones.local.cli.stack", "status", "Show the running stack."),
+    "down": ("scones.local.cli.stack", "down", "Stop everything `scones up` started."),
+    "classify": ("scones.local.cli.workflow", "classify", "Run images through the workflow."),
+    "demo": ("scones.local.cli.workflow", "demo", "The whole chain: data, training, stack, classification."),
     "monitor": ("scones.model.monitor.cli", "monitor", "Reports from data capture and outcomes."),
-    "promote": ("scones.local.promote", "promote", "Deploy a model and the workflow to AWS."),
-    "teardown": ("scones.local.promote", "teardown", "Delete what `promote` created."),
+    "promote": ("scones.local.aws.promote", "promote", "Deploy a model and the workflow to AWS."),
+    "teardown": ("scones.local.aws.promote", "teardown", "Delete what `promote` created."),
 }
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .config import load_settings
+from scones.model.config import load_settings
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +28,7 @@ def up(model_path: Path | None, threshold: float | None, region: str | None, com
     Everything binds 127.0.0.1 on free ports; logs go to $SCONES_HOME/logs. Stop it with
     `scones down`.
     """  # fmt: skip
-    from .embedded import ModelNotFound, StackAlreadyRunning, StackStartError, default_model_path, start_stack
+    from scones.local.stacks.embedded import ModelNotFound, StackAlreadyRunning, StackStartError, default_model_path, start_stack
 
     if compose:
         _compose_up(emulator, gpu)
@@ -56,8 +56,8 @@ def up(model_path: Path | None, threshold: float | None, region: str | None, com
 
 
 def _compose_up(emulator: str, gpu: bool) -> None:
-    from .compose import ComposeFailed, compose_up
-    from .docker_engine import DockerUnavailable
+    from scones.local.stacks.compose import ComposeFailed, compose_up
+    from scones.local.stacks.docker_engine import DockerUnavailable
 
     try:
         state = compose_up(emulator=emulator, gpu=gpu)
@@ -73,8 +73,8 @@ def status() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .embedded import http_answers, process_alive
-    from .stack_state import StackNotRunning, load_state
+    from scones.local.stacks.embedded import http_answers, process_alive
+    from scones.local.stacks.state import StackNotRunning, load_state
 
     settings = load_settings()
     try:
@@ -112,8 +112,8 @@ def status() -> None:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 def down() -> None:
     """Stop everything `scones up` started (processes and their ports) and forget the stack."""
-    from .embedded import StackStartError, stop_stack
-    from .stack_state import StackNotRunning
+    from scones.local.stacks.embedded import StackStartError, stop_stack
+    from scones.local.stacks.state import StackNotRunning
 
     settings = load_settings()
     try:

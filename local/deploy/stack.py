@@ -18,9 +18,9 @@ from botocore.exceptions import ClientError
 
 from scones.statemachine import load_definition, render
 
-from .config import DEFAULT_THRESHOLD
-from .iam_policies import AccountContext, function_policy, state_machine_policy, trust_policy
-from .lambda_package import FUNCTIONS, build_function_zip, code_sha256, handler_string
+from scones.model.config import DEFAULT_THRESHOLD
+from scones.local.deploy.iam_policies import AccountContext, function_policy, state_machine_policy, trust_policy
+from scones.local.deploy.lambda_package import FUNCTIONS, build_function_zip, code_sha256, handler_string
 
 STACK_TAG = "scones:stack"
 LOG_RETENTION_DAYS = 30

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scones.local.docker_engine import compose_command, require_engine
+from scones.local.stacks.docker_engine import compose_command, require_engine
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PORT_VARIABLES = ("SCONES_LOCALSTACK_PORT", "SCONES_MODEL_PORT", "SCONES_MOTO_PORT")
@@ -59,8 +59,8 @@ class ComposeProject:
 
     def up(self, timeout_s: float = UP_TIMEOUT_S):
         """Build, start and wait for the stack; returns the StackState its bootstrap wrote."""
-        from scones.local.config import load_settings
-        from scones.local.stack_state import load_state
+        from scones.model.config import load_settings
+        from scones.local.stacks.state import load_state
 
         require_engine()
         target = "moto-model" if self.emulator == "moto" else "model"
@@ -81,6 +81,6 @@ class ComposeProject:
 
 def compose_up(emulator: str = "localstack", gpu: bool = False):
     """What `scones up --compose` calls: the stack up, its state in Settings.state_file (SCONES_HOME)."""
-    from scones.local.config import load_settings
+    from scones.model.config import load_settings
 
     return ComposeProject(home=load_settings().home, emulator=emulator, gpu=gpu).up()

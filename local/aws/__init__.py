@@ -1,0 +1,1 @@
+"""Promotion to real AWS: the SageMaker endpoint and training jobs, their roles and images."""

@@ -1,0 +1,1 @@
+"""The `scones` command: click commands that stay thin over the packages beside this one."""

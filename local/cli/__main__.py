@@ -1,0 +1,3 @@
+from scones.local.cli.main import main
+
+main()

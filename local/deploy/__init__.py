@@ -1,0 +1,2 @@
+"""The one deploy path — bucket, least-privilege roles, function packages, state machine — used
+unchanged against moto, LocalStack and AWS."""

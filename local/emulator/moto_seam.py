@@ -1,0 +1,149 @@
+"""Every touch of moto's internals, in one place; tests/unit/test_moto_seam.py fails loudly if moto moves one.
+
+What we rely on, and why:
+- `moto.awslambda.models.LambdaFunction._invoke_lambda(event) -> (payload, errored, logs)`: moto 5.2
+  runs Lambda code only in Docker through it. `invoke` turns `errored` into X-Amz-Function-Error
+  and Step Functions reads the payload's `errorType` as the error name Catch/Retry match;
+  `install_lambda_invoker` puts our runner there.
+- `moto.moto_api._internal.moto_api_backend.set_config`: the in-process form of the public
+  `POST /moto-api/config`, to let Step Functions execute definitions.
+- `moto.moto_server.werkzeug_app` (`DomainDispatcherApplication`, `create_backend_app`,
+  `MotoRequestHandler`): what `ThreadedMotoServer` serves, built here so that the host process can
+  install the runner before it serves.
+- `moto.settings.moto_server_port()` reads MOTO_PORT: the Step Functions interpreter calls Lambda at
+  `localhost:$MOTO_PORT`.
+- `moto.sagemaker.responses.SageMakerResponse`: moto 5.2 has no UpdateEndpoint; `add_update_endpoint`
+  adds it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from scones.local.emulator.lambda_spec import FunctionSpec, InvocationResult, LogSink
+
+STEP_FUNCTIONS_EXECUTE = {"stepfunctions": {"execute_state_machine": True}}
+
+
+class LambdaInvoker(Protocol):
+    """What replaces moto's Docker invocation: the process runner, or a test's in-process one."""
+
+    def invoke(
+        self, spec: FunctionSpec, code_zip: Callable[[], bytes], event: Any, log_sink: LogSink | None = None
+    ) -> InvocationResult: ...
+
+
+# --- Lambda: LambdaFunction._invoke_lambda -------------------------------------------------------
+
+_installed: LambdaInvoker | None = None
+
+
+def function_spec(function: Any) -> FunctionSpec:
+    """A FunctionSpec from moto's LambdaFunction (the attributes the seam test pins)."""
+    return FunctionSpec(
+        name=function.function_name,
+        arn=function.function_arn,
+        handler=function.handler,
+        runtime=function.run_time or "python3.11",
+        version=str(function.version),
+        timeout_s=float(function.timeout),
+        memory_mb=int(function.memory_size),
+        region=function.region,
+        code_sha256=function.code_sha_256 or "",
+        environment=dict(function.environment_vars or {}),
+    )
+
+
+def _moto_log_sink(function: Any) -> LogSink:
+    def write(spec: FunctionSpec, stream: str, lines: list[str]) -> None:
+        backend = function.logs_backend
+        backend.ensure_log_group(spec.log_group)
+        backend.ensure_log_stream(spec.log_group, stream)
+        now = int(time.time() * 1000)
+        backend.put_log_events(spec.log_group, stream, [{"timestamp": now, "message": line} for line in lines])
+
+    return write
+
+
+def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    """Replacement for LambdaFunction._invoke_lambda: (payload JSON, function error?, logs)."""
+    if _installed is None:
+        raise RuntimeError("scones.local.emulator.moto_seam: no Lambda invoker installed")
+    if isinstance(event, str | bytes):
+        event = json.loads(event or "{}")  # moto passes the text "{}" for an empty payload
+    result = _installed.invoke(
+        function_spec(self), lambda: self.code_bytes, {} if event is None else event, log_sink=_moto_log_sink(self)
+    )
+    return result.payload, result.errored, result.logs
+
+
+def install_lambda_invoker(invoker: LambdaInvoker) -> Callable[[], None]:
+    """Put `invoker` behind moto's Lambda invoke; returns a function that restores moto's own."""
+    global _installed
+    from moto.awslambda.models import LambdaFunction
+
+    original = LambdaFunction.__dict__["_invoke_lambda"]
+    _installed = invoker
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+    def uninstall() -> None:
+        global _installed
+        LambdaFunction._invoke_lambda = original  # type: ignore[method-assign]
+        _installed = None
+
+    return uninstall
+
+
+# --- Step Functions ----------------------------------------------------------------------------
+
+
+def enable_state_machine_execution() -> None:
+    """Step Functions runs definitions (moto's default only records executions)."""
+    from moto.moto_api._internal import moto_api_backend
+
+    moto_api_backend.set_config(STEP_FUNCTIONS_EXECUTE)
+
+
+# --- the server process ------------------------------------------------------------------------
+
+
+def make_server(host: str, port: int) -> Any:
+    """moto's WSGI app on a threaded werkzeug server (as ThreadedMotoServer builds it), not yet serving.
+
+    MOTO_PORT is set to the bound port: moto's Step Functions calls Lambda at localhost:$MOTO_PORT.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server as make_werkzeug_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_werkzeug_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    os.environ["MOTO_PORT"] = str(server.server_port)
+    return server
+
+
+# --- SageMaker ---------------------------------------------------------------------------------
+
+
+def add_update_endpoint() -> None:
+    """moto 5.2 has no UpdateEndpoint: switch the endpoint's config as AWS does once the new fleet
+    is InService. Remove when moto implements it (test_moto_lacks_update_endpoint says so)."""
+    from moto.core.responses import ActionResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    if "update_endpoint" in vars(SageMakerResponse):
+        return
+
+    def update_endpoint(self: Any) -> Any:
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints[self._get_param("EndpointName")]
+        config = backend.describe_endpoint_config(self._get_param("EndpointConfigName"))
+        endpoint.endpoint_config_name = config["EndpointConfigName"]
+        endpoint.production_variants = config["ProductionVariants"]
+        endpoint.data_capture_config = config["DataCaptureConfig"]
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    SageMakerResponse.update_endpoint = update_endpoint  # type: ignore[attr-defined]
+    SageMakerResponse.scones_shim = True  # type: ignore[attr-defined]
