@@ -108,3 +108,14 @@ def test_missing_channels_are_a_named_error(moto_server: str, tmp_path: Path) ->
                         moto_url=moto_server, home=tmp_path)
     assert result.returncode != 0
     assert "StagedDataMissing" in result.stderr
+
+
+def test_the_seeds_manifests_beside_the_folders_go_inside_their_channels(tmp_path: Path) -> None:
+    from scones.local.aws.sagemaker_training import channel_files
+
+    root = _staged(tmp_path / "seeds")
+    for channel in ("train", "test"):
+        (root / channel / f"{channel}.lst").rename(root / f"{channel}.lst")
+        (root / channel / "classes.json").unlink()
+    keys = {channel: [key for _, key in files] for channel, files in channel_files(root).items()}
+    assert keys == {"train": ["bicycle_s_000001.png", "train.lst"], "test": ["bicycle_s_000001.png", "test.lst"]}
