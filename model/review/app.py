@@ -94,7 +94,7 @@ def create_app(store: ReviewStore, reviewer: str, *, second_opinion: bool = Fals
 
     async def answer(request: Request) -> Response:
         body, now = await json_body(request), datetime.now(timezone.utc)
-        document = await run_in_threadpool(store.answer, request.path_params["item"], body.get("label"), reviewer,
+        document = await run_in_threadpool(store.answer, request.path_params["item"], str(body.get("label")), reviewer,
                                            parse_time(body.get("shown_at"), now), now)
         return JSONResponse(document["humanAnswers"][-1], headers=SECURITY_HEADERS)
 

@@ -21,7 +21,7 @@ REVIEW_PREFIX = "review/"
 LABELS_PREFIX = "labels/"
 UNSURE = "unsure"  # "neither / unsure": kept as an answer, never used as a training label
 # Step Functions execution names (the review record's file name) use a narrower set than this.
-ITEM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ITEM_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
 class InvalidAnswer(ValueError):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -23,6 +24,7 @@ from .documents import (
 )
 
 WRITE_ATTEMPTS = 5
+READ_THREADS = 8  # review records read at once when the queue is first listed
 CONFLICTS = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
@@ -52,6 +54,7 @@ class QueueState:
 class ReviewStore:
     def __init__(self, s3: Any, bucket: str):
         self.s3, self.bucket = s3, bucket
+        self._records: dict[str, dict] = {}  # review records never change once written: read each once
 
     def listing(self, prefix: str) -> dict[str, datetime]:
         found = {}
@@ -68,11 +71,21 @@ class ReviewStore:
         answered = {item for item in labelled if item in records}
         if second_opinion_by is not None:
             done = {item for item in answered if second_opinion_by in self._reviewers(item)}
-            pending = set(records) - done
+            pending = sorted(set(records) - done)
         else:
-            pending = set(records) - answered
-        waiting = sorted(((item, records[item]) for item in pending), key=lambda pair: (pair[1], pair[0]))
+            pending = sorted(set(records) - answered)
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            recorded = dict(zip(pending, pool.map(self._recorded_at, pending, [records[i] for i in pending])))
+        waiting = sorted(recorded.items(), key=lambda pair: (pair[1], pair[0]))
         return QueueState(waiting, len(records), len(answered))
+
+    def _recorded_at(self, item: str, listed: datetime) -> datetime:
+        """The record's own time (microseconds), else the listing's (S3 keeps whole seconds)."""
+        try:
+            recorded = datetime.fromisoformat(str(self.record(item).get("recorded_at")))
+        except (ItemNotFound, ValueError):
+            return listed
+        return recorded if recorded.tzinfo else recorded.replace(tzinfo=timezone.utc)
 
     def _reviewers(self, item: str) -> set[str]:
         document, _ = self.label_document(item)
@@ -94,11 +107,14 @@ class ReviewStore:
 
     def record(self, item: str) -> dict:
         """The review record `record_outcome` wrote for this item."""
+        if item in self._records:
+            return self._records[item]
         if item_id_of(f"{REVIEW_PREFIX}{item}.json", REVIEW_PREFIX) is None:
             raise ItemNotFound(f"not a review item name: {item!r}")
         record, _ = self._read_json(f"{REVIEW_PREFIX}{item}.json")
         if record is None:
             raise ItemNotFound(f"no review record s3://{self.bucket}/{REVIEW_PREFIX}{item}.json")
+        self._records[item] = record
         return record
 
     def label_document(self, item: str) -> tuple[dict | None, str | None]:

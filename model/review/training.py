@@ -34,11 +34,11 @@ class ReviewedSamples:
 
 
 def pixels_of(body: bytes, size: int) -> np.ndarray:
-    with Image.open(io.BytesIO(body)) as image:
-        image = image.convert("RGB")
-        if image.size != (size, size):
-            image = image.resize((size, size), Image.Resampling.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+    with Image.open(io.BytesIO(body)) as opened:
+        image = opened.convert("RGB")
+    if image.size != (size, size):
+        image = image.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
 
 
 def _documents(s3: Any, bucket: str, prefix: str):
