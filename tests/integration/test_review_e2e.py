@@ -119,6 +119,18 @@ def wait_shown(page, item: str | None = None, changed_from: str | None = None) -
     return page.text_content("#item-name")
 
 
+def assert_one_answer(document: dict, label: str, record: dict) -> None:
+    """The label document holds this page's one answer and the review record it answers."""
+    [answer] = document["humanAnswers"]
+    assert answer["answerContent"] == {"label": label} and answer["workerId"] == REVIEWER
+    assert datetime.fromisoformat(answer["submissionTime"]) >= datetime.fromisoformat(answer["acceptanceTime"])
+    content = document["inputContent"]
+    assert content["executionArn"] == record["execution_id"]
+    assert content["image"] == record["image"] and content["s3_key"] == record["s3_key"]
+    assert content["modelAnswer"]["label"] == record["label"]
+    assert list(content["modelAnswer"]["probabilities"].values()) == record["inferences"]
+
+
 def assert_not_blank(png: Path) -> None:
     with Image.open(png) as shot:
         pixels = np.asarray(shot.convert("RGB"))
@@ -159,15 +171,7 @@ def test_label_three_photos_by_click_and_key_then_undo(review_stack, review_serv
         assert page.text_content("#progress").startswith(f"3 reviewed of {len(items)}")
 
         for item, label in zip(items, ("bicycle", "motorcycle", "unsure")):
-            document = label_document(s3, state.bucket, item)
-            [answer] = document["humanAnswers"]
-            assert answer["answerContent"] == {"label": label} and answer["workerId"] == REVIEWER
-            assert datetime.fromisoformat(answer["submissionTime"]) >= datetime.fromisoformat(answer["acceptanceTime"])
-            content = document["inputContent"]
-            assert content["executionArn"] == records[item]["execution_id"]
-            assert content["image"] == records[item]["image"] and content["s3_key"] == records[item]["s3_key"]
-            assert content["modelAnswer"]["label"] == records[item]["label"]
-            assert list(content["modelAnswer"]["probabilities"].values()) == records[item]["inferences"]
+            assert_one_answer(label_document(s3, state.bucket, item), label, records[item])
 
         page.keyboard.press("u")
         wait_shown(page, items[2])
