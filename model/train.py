@@ -34,7 +34,8 @@ from . import calibration
 from .artifact import pack_artifact, write_code_dir
 from .code import inference
 from .code.inference import ARCHITECTURE, CIFAR100_MEAN, CIFAR100_STD, IMAGE_SIZE, ResNet18Cifar
-from .training_data import TrainingDataMissing, TrainingError, augment, load_split, stratified_split
+from .calibration import SplitReport
+from .training_data import TrainingDataMissing, TrainingError, add_reviewed, augment, load_split, stratified_split
 
 RELIABILITY_FILE = "reliability.png"
 # The recipe chosen in bench/recipes.md: the best test figures within 3 minutes on a 2-core CPU.
@@ -64,25 +65,6 @@ class EpochMetrics:
             f"epoch={self.epoch} train_loss={self.train_loss:.4f} train_acc={self.train_acc:.4f} "
             f"val_loss={self.val_loss:.4f} val_acc={self.val_acc:.4f} epoch_seconds={self.seconds:.2f}"
         )
-
-
-@dataclass
-class SplitReport:
-    """The chosen model's figures on one split, with calibrated probabilities."""
-
-    split: str
-    images: int
-    loss: float
-    accuracy: float
-    ece_before: float  # expected calibration error at T = 1
-    ece_after: float  # ... after temperature scaling
-    routing: dict  # share auto-routed at the threshold and accuracy among them (calibrated)
-
-    def line(self) -> str:
-        prefix = "test" if self.split == "test" else "val"
-        return (f"{prefix}_acc={self.accuracy:.4f} {prefix}_loss={self.loss:.4f} {prefix}_ece_before={self.ece_before:.4f} "
-                f"{prefix}_ece_after={self.ece_after:.4f} {prefix}_auto_routed={self.routing['auto_routed_share']:.4f} "
-                f"{prefix}_auto_routed_acc={self.routing['auto_routed_accuracy'] or 0:.4f}")
 
 
 @dataclass
@@ -164,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="the workflow's confidence threshold: routing figures and baseline.json (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--include-reviewed", metavar="S3_URI", default=None,
+                        help="also train on the photos people labelled with `scones review` (s3://bucket/labels/); "
+                        "the test split is never touched, photos identical to a test image are left out")
     return parser
 
 
@@ -199,27 +184,6 @@ def predict_logits(net: nn.Module, images: torch.Tensor, device: torch.device, f
         ])
 
 
-def loss_and_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
-    return nn.functional.cross_entropy(logits, labels).item(), (logits.argmax(1) == labels).float().mean().item()
-
-
-def confusion_matrix(labels: torch.Tensor, predicted: torch.Tensor, num_classes: int) -> list[list[int]]:
-    matrix = torch.zeros(num_classes, num_classes, dtype=torch.long)
-    for truth, guess in zip(labels.tolist(), predicted.tolist()):
-        matrix[truth, guess] += 1
-    return matrix.tolist()
-
-
-def format_confusion(matrix: list[list[int]], class_names: list[str]) -> str:
-    width = max(len(n) for n in class_names) + 2
-    header = "true \\ predicted".ljust(width + 4) + "".join(n.rjust(width) for n in class_names)
-    rows = [name.ljust(width + 4) + "".join(str(v).rjust(width) for v in row) for name, row in zip(class_names, matrix)]
-    return "\n".join([header, *rows])
-
-
-# --- the run ---------------------------------------------------------------------------
-
-
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -237,8 +201,10 @@ def _data(args: argparse.Namespace) -> tuple[dict[str, tuple[torch.Tensor, torch
     if test_classes != class_names:
         raise TrainingDataMissing(f"train classes {class_names} differ from test classes {test_classes}")
     train_index, val_index = stratified_split(all_y, args.val_fraction, args.seed)
-    splits = {"train": (all_x[train_index], all_y[train_index]), "val": (all_x[val_index], all_y[val_index]),
-              "test": (test_x, test_y)}
+    train_x, train_y = all_x[train_index], all_y[train_index]
+    if args.include_reviewed:  # training only: the validation split stays the seeds' photos, like test
+        train_x, train_y = add_reviewed(train_x, train_y, args.include_reviewed, class_names, test_x)
+    splits = {"train": (train_x, train_y), "val": (all_x[val_index], all_y[val_index]), "test": (test_x, test_y)}
     return splits, class_names
 
 
@@ -279,26 +245,13 @@ def _train(args: argparse.Namespace, net: nn.Module, splits: dict, device: torch
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
-        val_loss, val_acc = loss_and_accuracy(predict_logits(net, splits["val"][0], device, not args.no_flip_average), splits["val"][1])
+        val_loss, val_acc = calibration.loss_and_accuracy(predict_logits(net, splits["val"][0], device, not args.no_flip_average), splits["val"][1])
         metrics = EpochMetrics(epoch, loss_sum / seen, correct / seen, val_loss, val_acc, time.perf_counter() - epoch_start)
         history.append(metrics)
         print(metrics.line(), flush=True)
         if best is None or (val_acc, -val_loss) >= (best.val_acc, -best.val_loss):  # ties: the later, better-trained epoch
             best, best_state = metrics, copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
     return best_state, best, history
-
-
-def _report(split: str, logits: torch.Tensor, labels: torch.Tensor, temperature: float, threshold: float) -> tuple[SplitReport, torch.Tensor]:
-    """A split's figures before and after temperature scaling; returns the calibrated probabilities too."""
-    probs = torch.softmax(logits / temperature, 1)
-    loss, accuracy = loss_and_accuracy(logits / temperature, labels)
-    report = SplitReport(
-        split, len(labels), loss, accuracy,
-        calibration.expected_calibration_error(torch.softmax(logits, 1), labels),
-        calibration.expected_calibration_error(probs, labels),
-        calibration.routing(probs, labels, threshold),
-    )
-    return report, probs
 
 
 def run(args: argparse.Namespace) -> TrainResult:
@@ -321,16 +274,16 @@ def run(args: argparse.Namespace) -> TrainResult:
     flip = not args.no_flip_average
     val_logits = predict_logits(net, splits["val"][0], device, flip)
     temperature = calibration.fit_temperature(val_logits, splits["val"][1])
-    validation, _ = _report("validation", val_logits, splits["val"][1], temperature, args.threshold)
+    validation, _ = calibration.split_report("validation", val_logits, splits["val"][1], temperature, args.threshold)
     test_logits = predict_logits(net, splits["test"][0], device, flip)
-    test, probs = _report("test", test_logits, splits["test"][1], temperature, args.threshold)
-    matrix = confusion_matrix(splits["test"][1], probs.argmax(1), len(class_names))
+    test, probs = calibration.split_report("test", test_logits, splits["test"][1], temperature, args.threshold)
+    matrix = calibration.confusion_matrix(splits["test"][1], probs.argmax(1), len(class_names))
     print(f"chose epoch={best.epoch} on validation (val_acc={best.val_acc:.4f}); temperature={temperature:.4f} fitted on validation")
     print(validation.line())
     print(test.line())
     print(f"test ECE {test.ece_before:.4f} before temperature scaling, {test.ece_after:.4f} after")
     print(calibration.routing_line(test.routing, "test"))
-    print("test confusion matrix:\n" + format_confusion(matrix, class_names), flush=True)
+    print("test confusion matrix:\n" + calibration.format_confusion(matrix, class_names), flush=True)
 
     model_dir = Path(os.environ.get("SM_MODEL_DIR", args.out)) if in_sagemaker() else Path(tempfile.mkdtemp(prefix="scones-train-"))
     calibration_doc = {

@@ -92,3 +92,18 @@ def augment(batch: torch.Tensor, generator: torch.Generator, cutout: int = 0) ->
             cy, cx = centres[i].tolist()
             out[i, :, max(0, cy - cutout // 2):cy + (cutout + 1) // 2, max(0, cx - cutout // 2):cx + (cutout + 1) // 2] = CUTOUT_FILL
     return out
+
+
+def add_reviewed(train_x: torch.Tensor, train_y: torch.Tensor, labels_uri: str, class_names: list[str],
+                 test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split plus the reviewed photos under `labels_uri` (boto3, AWS_ENDPOINT_URL honoured)."""
+    import boto3
+
+    from .review.training import reviewed_samples
+
+    samples = reviewed_samples(boto3.client("s3"), labels_uri, class_names, test_x.numpy(), IMAGE_SIZE)
+    print(f"{samples.describe(class_names)} from {labels_uri}", flush=True)
+    if not samples.labels:
+        return train_x, train_y
+    extra_x = torch.from_numpy(np.stack(samples.images)).permute(0, 3, 1, 2).contiguous()
+    return torch.cat([train_x, extra_x]), torch.cat([train_y, torch.tensor(samples.labels, dtype=torch.long)])
