@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar100-bicycle-motorcycle"
-# Ablations of the default recipe (model/train.py DEFAULT_*): each drops or changes one ingredient.
+# The default recipe (model/train.py DEFAULT_*) and variants that each change one ingredient.
 RECIPES = {
     "default": [],
-    "no label smoothing": ["--label-smoothing", "0"],
-    "no cutout": ["--cutout", "0"],
     "no flip average": ["--no-flip-average"],
-    "previous default (12 epochs, crop+flip only)": ["--epochs", "12", "--label-smoothing", "0", "--cutout", "0",
-                                                     "--no-flip-average"],
+    "20 epochs": ["--epochs", "20"],
+    "20 epochs, label smoothing 0.1, cutout 8": ["--epochs", "20", "--label-smoothing", "0.1", "--cutout", "8"],
+    "width 32": ["--width", "32"],
 }
 
 
