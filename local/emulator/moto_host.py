@@ -27,7 +27,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None:
     server = moto_seam.make_server(host, port)
     bound_port = server.server_port
-    moto_seam.enable_state_machine_execution()
+    moto_seam.install_step_functions()
 
     scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
     runner = ProcessLambdaRunner(f"http://{host}:{bound_port}", scratch, max_workers_per_function=max_workers)
