@@ -12,21 +12,19 @@ What we rely on, and why:
   install the runner before it serves.
 - `moto.settings.moto_server_port()` reads MOTO_PORT: the Step Functions interpreter calls Lambda at
   `localhost:$MOTO_PORT`.
+- Step Functions, EventBridge and S3 events: `moto_seam_stepfunctions.py` (this seam's Step Functions
+  section, its own module for size), installed by `install_step_functions`; its docstring lists each.
 - `moto.sagemaker.responses.SageMakerResponse`: moto 5.2 has no UpdateEndpoint; `add_update_endpoint`
   adds it.
 """
 from __future__ import annotations
 
-import functools
-import io
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
-from scones.local.emulator import sfn_jsonata
 from scones.local.emulator.lambda_spec import FunctionSpec, InvocationResult, LogSink
 
 STEP_FUNCTIONS_EXECUTE = {"stepfunctions": {"execute_state_machine": True}}
@@ -111,209 +109,15 @@ def enable_state_machine_execution() -> None:
     moto_api_backend.set_config(STEP_FUNCTIONS_EXECUTE)
 
 
-def cache_moto_module_listing() -> None:
-    """moto's server lists its package directory on every request to route it; list it once."""
-    from moto import backends
-
-    modules = frozenset(backends.list_of_moto_modules())
-    backends.list_of_moto_modules = lambda: modules
-
-
-def give_parser_errors_their_codes() -> None:
-    """The Step Functions interpreter's API errors (InvalidExecutionInput, InvalidDefinition, ...) carry
-    their name in `code`, but moto's AWSError reads `TYPE`: without this they answer 400 with no code."""
-    from moto.core.exceptions import AWSError
-    from moto.stepfunctions.parser import api
-
-    for error in vars(api).values():
-        named = isinstance(error, type) and issubclass(error, AWSError) and isinstance(getattr(error, "code", None), str)
-        if named and error.TYPE is None:
-            error.TYPE = error.code
-            error.STATUS = getattr(error, "status_code", 400)
-
-
-def cache_parsed_definitions(maxsize: int = 64) -> None:
-    """Parse (ANTLR) each definition once, not once per execution.
-
-    A parsed program keeps per-execution state in its Environment; the only lazily set component
-    attribute, `heap_key`, is set for every component before the program is shared."""
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-
-    @functools.lru_cache(maxsize=maxsize)
-    def parse(definition: str) -> Any:
-        program = AmazonStateLanguageParser.parse(definition)[0]
-        _set_heap_keys(program, set())
-        return program
-
-    def _get_evaluation_entrypoint(self: Any) -> Any:
-        return parse(self._evaluation_details.state_machine_details.definition)
-
-    ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint  # type: ignore[method-assign]
-
-
-def _set_heap_keys(node: Any, seen: set[int]) -> None:
-    from moto.stepfunctions.parser.asl.component.component import Component
-    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
-
-    if id(node) in seen:
-        return
-    seen.add(id(node))
-    if isinstance(node, EvalComponent):
-        node.heap_key  # noqa: B018 (the property sets it)
-    children = vars(node).values() if isinstance(node, Component) else node.values() if isinstance(node, dict) else node
-    for child in children:
-        if isinstance(child, Component | list | tuple | dict):
-            _set_heap_keys(child, seen)
-
-
-def dispatch_lambda_tasks_in_process() -> None:
-    """Lambda tasks call moto's Lambda backend in this process (and so our runner), not a new boto3
-    client per task that comes back into this server over HTTP."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-
-    lambda_eval_utils.boto_client_for = _in_process_client_for
-
-
-def _in_process_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-    if service != "lambda":
-        raise ValueError(f"in-process dispatch serves Lambda only, not {service}")
-    return InProcessLambdaClient(region)
-
-
-class InProcessLambdaClient:
-    """The one call moto's Lambda task makes, `invoke(**parameters)`, answered as botocore would."""
-
-    def __init__(self, region: str):
-        self.region = region
-
-    def invoke(self, FunctionName: str, Payload: bytes | str | None = None, Qualifier: str | None = None,
-               InvocationType: str = "RequestResponse", **_: Any) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-        from moto.awslambda.models import lambda_backends
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.core.exceptions import JsonRESTError, ServiceException
-
-        account, region = DEFAULT_ACCOUNT_ID, self.region
-        if FunctionName.startswith("arn:"):
-            region, account = FunctionName.split(":")[3:5]
-        response_headers: dict[str, str] = {}
-        headers = {"x-amz-invocation-type": InvocationType}
-        try:
-            body = lambda_backends[account][region].invoke(FunctionName, Qualifier, Payload or b"{}", headers, response_headers)
-        except JsonRESTError as error:
-            raise ClientError({"Error": {"Code": error.error_type, "Message": error.message}}, "Invoke") from error
-        except ServiceException as error:
-            raise ClientError({"Error": {"Code": str(error.code), "Message": error.message}}, "Invoke") from error
-        payload = body if isinstance(body, bytes) else (body or "").encode()
-        result: dict[str, Any] = {"StatusCode": 202 if InvocationType == "Event" else 200,
-                                  "Payload": io.BytesIO(payload), "ExecutedVersion": Qualifier or "$LATEST"}
-        if "x-amz-function-error" in response_headers:
-            result["FunctionError"] = response_headers["x-amz-function-error"]
-        return result
-
-
-
-def evaluate_jsonata_in_process() -> None:
-    """JSONata (and variable references) evaluated by `sfn_jsonata` with $states and the variables
-    bound, where moto 5.2 splices values into the expression text for a JVM evaluator it never installs
-    (every JSONata state failed with States.Runtime "'NoneType' object is not callable")."""
-    from moto.stepfunctions.parser.asl.component.common.query_language import QueryLanguageMode
-    from moto.stepfunctions.parser.asl.component.common.string.string_expression import (
-        StringJSONata,
-        StringVariableSample,
-    )
-
-    def jsonata_eval_body(self: Any, env: Any) -> None:
-        env.stack.append(_evaluate_jsonata(env, self.expression, with_states=True, must_be_defined=True))
-
-    def variable_sample_eval_body(self: Any, env: Any) -> None:
-        with_states = self.query_language_mode == QueryLanguageMode.JSONata
-        env.stack.append(_evaluate_jsonata(env, self.expression, with_states=with_states, must_be_defined=False))
-
-    StringJSONata._eval_body = jsonata_eval_body  # type: ignore[method-assign]
-    StringVariableSample._eval_body = variable_sample_eval_body  # type: ignore[method-assign]
-
-
-def _evaluate_jsonata(env: Any, expression: str, *, with_states: bool, must_be_defined: bool) -> Any:
-    store = env.variable_store
-    variables = {**store._outer_scope, **store._inner_scope}
-    states = env.states._states_data if with_states else {}
-    try:
-        defined, value = sfn_jsonata.evaluate(expression, states, variables)
-    except sfn_jsonata.JSONataEvaluationError as error:
-        _fail_query_evaluation(env, f"An error occurred while evaluating the expression '{expression}': {error}")
-    if must_be_defined and not defined:
-        _fail_query_evaluation(env, f"The JSONata expression '{expression}' returned nothing (undefined).")
-    return value
-
-
-def _fail_query_evaluation(env: Any, cause: str) -> NoReturn:
-    """States.QueryEvaluationError, recorded as an EvaluationFailed event, as AWS reports it."""
-    from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-
-    error_name = StatesErrorName(typ=StatesErrorNameType.StatesQueryEvaluationError)
-    details = EvaluationFailedEventDetails(error=error_name.error_name, cause=cause)
-    event_details: Any = EventDetails  # a total TypedDict of which AWS sets one key
-    env.event_manager.add_event(context=env.event_history_context, event_type=HistoryEventType.EvaluationFailed,
-                                event_details=event_details(evaluationFailedEventDetails=details))
-    raise FailureEventException(failure_event=FailureEvent(
-        env=env, error_name=error_name, event_type=HistoryEventType.EvaluationFailed,
-        event_details=event_details(evaluationFailedEventDetails=details)))
-
-
-def reject_invalid_jsonata_at_create() -> None:
-    """CreateStateMachine / UpdateStateMachine refuse an expression that does not parse, as AWS does
-    (InvalidDefinition "INVALID_JSONATA_EXPRESSION: ... at /States/X/Output"); moto accepts them."""
-    from moto.stepfunctions.parser.api import InvalidDefinition
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    original = StepFunctionsParserBackend.__dict__["_validate_definition"].__func__
-
-    def _validate_definition(definition: str) -> None:
-        original(definition)
-        try:
-            sfn_jsonata.check_definition(definition)
-        except sfn_jsonata.JSONataSyntaxError as error:
-            raise InvalidDefinition(f"Invalid State Machine Definition: '{error}'") from error
-
-    StepFunctionsParserBackend._validate_definition = staticmethod(_validate_definition)  # type: ignore[method-assign]
-
-
-
-def name_unnamed_executions() -> None:
-    """StartExecution without a name gets a UUID, as on AWS; moto names it None, so the second unnamed
-    start fails with ExecutionAlreadyExists and $$.Execution.Name is null."""
-    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
-
-    original = StepFunctionsParserBackend.start_execution
-
-    @functools.wraps(original)
-    def start_execution(self: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
-        return original(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
-
-    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
-
-
 def install_step_functions() -> None:
-    """Everything above: executions run, fast (in-process Lambda, parsed once), JSONata, AWS's error codes."""
+    """Executions run, fast and as on AWS: every patch of `moto_seam_stepfunctions`, once per process."""
+    from scones.local.emulator import moto_seam_stepfunctions
+
     enable_state_machine_execution()
-    cache_moto_module_listing()
-    give_parser_errors_their_codes()
-    name_unnamed_executions()
-    cache_parsed_definitions()
-    dispatch_lambda_tasks_in_process()
-    evaluate_jsonata_in_process()
-    reject_invalid_jsonata_at_create()
+    if not moto_seam_stepfunctions.installed:
+        for patch in moto_seam_stepfunctions.PATCHES:
+            patch()
+        moto_seam_stepfunctions.installed = True
 
 
 # --- the server process ------------------------------------------------------------------------
