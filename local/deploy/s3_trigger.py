@@ -35,19 +35,26 @@ def event_pattern(bucket: str, prefix: str = INCOMING_PREFIX) -> dict:
 
 def ensure_s3_trigger(s3: Any, events: Any, *, stack_name: str, bucket: str, state_machine_arn: str,
                       role_arn: str, tags: dict[str, str]) -> str:
-    """Create or update the bucket's EventBridge switch, the rule and its target; returns the rule ARN."""
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
-    rule_arn = events.put_rule(
-        Name=rule_name(stack_name), EventPattern=json.dumps(event_pattern(bucket)), State="ENABLED",
-        Description=f"Scones Unlimited: photos under s3://{bucket}/{INCOMING_PREFIX} start the workflow",
-    )["RuleArn"]
+    """Create or update the bucket's EventBridge switch, the rule and its target; returns the rule ARN.
+    A second run with nothing changed writes only tags and the (idempotent) notification switch: moto's
+    GetBucketNotificationConfiguration does not report EventBridgeConfiguration, so it cannot be compared."""
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={"EventBridgeConfiguration": {}})
+    name, pattern = rule_name(stack_name), event_pattern(bucket)
+    try:
+        rule = events.describe_rule(Name=name)
+        rule_arn = rule["Arn"] if (json.loads(rule["EventPattern"]), rule["State"]) == (pattern, "ENABLED") else None
+    except events.exceptions.ResourceNotFoundException:
+        rule_arn = None
+    if rule_arn is None:
+        rule_arn = events.put_rule(
+            Name=name, EventPattern=json.dumps(pattern), State="ENABLED",
+            Description=f"Scones Unlimited: photos under s3://{bucket}/{INCOMING_PREFIX} start the workflow",
+        )["RuleArn"]
     events.tag_resource(ResourceARN=rule_arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
-    failed = events.put_targets(Rule=rule_name(stack_name), Targets=[{
-        "Id": TARGET_ID, "Arn": state_machine_arn, "RoleArn": role_arn, "InputTransformer": INPUT_TRANSFORMER,
-    }]).get("FailedEntryCount", 0)
-    if failed:
-        raise RuntimeError(f"EventBridge refused the target of rule {rule_name(stack_name)}")
+    target = {"Id": TARGET_ID, "Arn": state_machine_arn, "RoleArn": role_arn, "InputTransformer": INPUT_TRANSFORMER}
+    changed = events.list_targets_by_rule(Rule=name)["Targets"] != [target]
+    if changed and events.put_targets(Rule=name, Targets=[target]).get("FailedEntryCount", 0):
+        raise RuntimeError(f"EventBridge refused the target of rule {name}")
     return rule_arn
 
 
