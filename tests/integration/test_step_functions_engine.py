@@ -13,6 +13,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from scones.local.deploy.iam_policies import event_rule_policy, trust_policy
@@ -181,3 +182,17 @@ def test_put_under_incoming_starts_an_execution_within_a_second(session):
     assert len(executions) == 1 and executions[0]["startDate"].timestamp() - put_at < 1.0
     described = sfn.describe_execution(executionArn=executions[0]["executionArn"])
     assert json.loads(described["input"]) == {"s3_bucket": "drop", "s3_key": "incoming/photo 1.png"}
+
+
+def test_start_sync_execution_runs_express_machines_only(session, seeds_machine):
+    # botocore prefixes the host with "sync-" for this action, even for an endpoint URL: as with LocalStack
+    sfn = session.client("stepfunctions", config=Config(inject_host_prefix=False))
+    definition = {"QueryLanguage": "JSONata", "StartAt": "Double",
+                  "States": {"Double": {"Type": "Pass", "Output": {"n": "{% $states.input.n * 2 %}"}, "End": True}}}
+    express = sfn.create_state_machine(name="express", definition=json.dumps(definition), roleArn=ROLE,
+                                       type="EXPRESS")["stateMachineArn"]  # fmt: skip
+    result = sfn.start_sync_execution(stateMachineArn=express, input='{"n": 21}')
+    assert (result["status"], json.loads(result["output"])) == ("SUCCEEDED", {"n": 42})
+    with pytest.raises(ClientError) as raised:
+        sfn.start_sync_execution(stateMachineArn=seeds_machine, input="{}")
+    assert raised.value.response["Error"]["Code"] == "StateMachineTypeNotSupported"

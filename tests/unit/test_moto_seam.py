@@ -249,3 +249,15 @@ def test_s3_and_eventbridge_functions_the_trigger_replaces():
     assert notifications._detail_type("s3:ObjectCreated:Put") == "Object Created"
     assert list(inspect.signature(Rule.send_to_targets).parameters) == ["self", "original_event", "transform_input"]
     assert "states" not in inspect.getsource(Rule.send_to_targets), "moto now sends to Step Functions itself"
+
+
+def test_sync_execution_exists_but_moto_does_not_route_it():
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.parser.backend.execution import SyncExecution
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    assert callable(SyncExecution.to_start_sync_execution_output) and "start" in vars(SyncExecution.__mro__[1])
+    ours = vars(StepFunctionResponse).get("start_sync_execution")
+    assert ours is None or ours.__module__ == "scones.local.emulator.moto_seam_stepfunctions", (
+        "moto now implements StartSyncExecution: drop add_start_sync_execution")
+    assert "self.type = sm_type" in inspect.getsource(StateMachine.__init__), "moto moved the state machine's type"
