@@ -8,6 +8,7 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   JSONata that does not parse is InvalidDefinition.
 - `ExecutionWorker._get_evaluation_entrypoint` (ANTLR parse per execution): cached per definition;
   `EvalComponent.heap_key` set before a program is shared.
+- `ExecutionState._evaluate_with_timeout` (a thread per Task state): untimed states run inline.
 - `lambda_eval_utils.boto_client_for` (a boto3 client per Lambda task, back over HTTP): an in-process
   client calling `LambdaBackend.invoke` (and so our runner).
 - `StringJSONata._eval_body` / `StringVariableSample._eval_body`, reading `Environment.states._states_data`
@@ -83,6 +84,48 @@ def _set_heap_keys(node: Any, seen: set[int]) -> None:
     for child in children:
         if isinstance(child, Component | list | tuple | dict):
             _set_heap_keys(child, seen)
+
+
+# The statements of ExecutionState._evaluate_with_timeout after its thread ends, which the inline form
+# repeats; the contract test checks moto still has them.
+AFTER_EXECUTION = ("env.stack.append(execution_output)", "env.states.set_result(execution_output)",
+                   "self.assign_decl.eval(env=env)", "self.result_selector.eval(env=env)", "self.result_path.eval(env)",
+                   "env.states.reset(input_value=res)")  # fmt: skip
+
+
+def run_untimed_states_inline() -> None:
+    """A state without TimeoutSeconds runs on its execution's thread: moto starts a thread per Task
+    state only to wait for it with the default timeout (99999999 s), and each Thread.start waits for
+    the new thread to be scheduled, which costs most on a busy machine. Timed states keep moto's thread."""
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    original = ExecutionState._evaluate_with_timeout
+
+    def _evaluate_with_timeout(self: Any, env: Any) -> None:
+        if not self.timeout.is_default_value():
+            return original(self, env)
+        frame = env.open_frame()
+        frame.states.reset(input_value=env.states.get_input())
+        frame.stack = copy.deepcopy(env.stack)
+        try:
+            self._eval_execution(frame)
+        finally:
+            frame.set_ended()
+            env.close_frame(frame)
+        execution_output = frame.stack.pop()
+        env.stack.append(execution_output)
+        if not self._is_language_query_jsonpath():
+            env.states.set_result(execution_output)
+        if self.assign_decl:
+            self.assign_decl.eval(env=env)
+        if self.result_selector:
+            self.result_selector.eval(env=env)
+        if self.result_path:
+            self.result_path.eval(env)
+        else:
+            env.states.reset(input_value=env.stack.pop())
+
+    ExecutionState._evaluate_with_timeout = _evaluate_with_timeout  # type: ignore[method-assign]
 
 
 def dispatch_lambda_tasks_in_process() -> None:
@@ -331,6 +374,7 @@ PATCHES = (
     add_start_sync_execution,
     cache_parsed_definitions,
     dispatch_lambda_tasks_in_process,
+    run_untimed_states_inline,
     evaluate_jsonata_in_process,
     reject_invalid_jsonata_at_create,
     send_s3_events_as_aws_does,

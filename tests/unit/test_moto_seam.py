@@ -261,3 +261,14 @@ def test_sync_execution_exists_but_moto_does_not_route_it():
     assert ours is None or ours.__module__ == "scones.local.emulator.moto_seam_stepfunctions", (
         "moto now implements StartSyncExecution: drop add_start_sync_execution")
     assert 'self.type = sm_type or "STANDARD"' in inspect.getsource(models), "moto moved the state machine's type"
+
+
+def test_timed_evaluation_still_has_the_steps_the_inline_form_repeats():
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    from scones.local.emulator.moto_seam_stepfunctions import AFTER_EXECUTION
+
+    source = inspect.getsource(ExecutionState._evaluate_with_timeout)
+    assert "Thread(target=_exec_and_notify" in source, "moto no longer starts a thread per state: drop run_untimed_states_inline"
+    positions = [source.find(statement) for statement in AFTER_EXECUTION]
+    assert -1 not in positions and positions == sorted(positions), "moto changed what follows a state's execution"
