@@ -15,8 +15,7 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   and `VariableStore._outer_scope/_inner_scope`: JSONata by `sfn_jsonata` (jsonata-python).
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
 - `StepFunctionResponse` gains `start_sync_execution`, running the interpreter's `SyncExecution`.
-- `moto.s3.notifications._send_event_bridge_message` / `_detail_type`: S3 events in AWS's shape.
-- `moto.events.models.Rule.send_to_targets`: `states` targets start executions, InputTransformer applied.
+S3 → EventBridge → Step Functions is in moto_seam.py's own section.
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ import json
 import uuid
 from typing import Any, NoReturn
 
-from scones.local.emulator import event_targets, sfn_jsonata
+from scones.local.emulator import sfn_jsonata
 
 
 def cache_moto_module_listing() -> None:
@@ -86,8 +85,7 @@ def _set_heap_keys(node: Any, seen: set[int]) -> None:
             _set_heap_keys(child, seen)
 
 
-# The statements of ExecutionState._evaluate_with_timeout after its thread ends, which the inline form
-# repeats; the contract test checks moto still has them.
+# What ExecutionState._evaluate_with_timeout does after its thread, repeated inline (the contract test checks it).
 AFTER_EXECUTION = ("env.stack.append(execution_output)", "env.states.set_result(execution_output)",
                    "self.assign_decl.eval(env=env)", "self.result_selector.eval(env=env)", "self.result_path.eval(env)",
                    "env.states.reset(input_value=res)")  # fmt: skip
@@ -308,63 +306,6 @@ def _start_sync(backend: Any, state_machine_arn: str, name: str | None, executio
     return execution.to_start_sync_execution_output()
 
 
-# --- S3 → EventBridge → Step Functions ---------------------------------------------------------
-
-
-def send_s3_events_as_aws_does() -> None:
-    """S3's EventBridge events in AWS's shape (`etag`, `reason: PutObject`), to ENABLED rules whose
-    pattern matches; moto 5.2 sends `eTag` / `reason: ObjectCreated` and hides every error."""
-    from moto.s3 import notifications
-
-    def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
-        from moto.events.models import events_backends
-
-        event = event_targets.s3_object_event(
-            account=account_id, region=bucket.region_name, bucket=bucket.name, bucket_arn=bucket.arn, key=key.name,
-            size=key.size, etag=key.etag, version_id=key.version_id, event_name=event_name,
-            detail_type=notifications._detail_type(event_name),
-        )  # fmt: skip
-        for event_bus in events_backends[account_id][bucket.region_name].event_buses.values():
-            for rule in list(event_bus.rules.values()):
-                if rule.state == "ENABLED":
-                    rule.send_to_targets(event, transform_input=False)
-
-    notifications._send_event_bridge_message = _send_event_bridge_message
-
-
-def start_executions_from_eventbridge() -> None:
-    """EventBridge rules start Step Functions executions (moto 5.2 raises NotImplementedError for a
-    `states` target), with the target's InputTransformer applied as AWS always does."""
-    from moto.events.models import Rule
-
-    original = Rule.send_to_targets
-
-    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        is_states = [target["Arn"].split(":")[2] == "states" for target in self.targets]
-        if any(is_states) and self.event_pattern.matches_event(original_event):
-            for target, states in zip(self.targets, is_states):
-                if states:
-                    _start_execution_for(target, original_event)
-        if not all(is_states):
-            others = copy.copy(self)
-            others.targets = [target for target, states in zip(self.targets, is_states) if not states]
-            original(others, original_event, transform_input)
-
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
-
-
-def _start_execution_for(target: dict, event: dict) -> None:
-    from moto.stepfunctions.responses import get_backend
-
-    region, account = target["Arn"].split(":")[3:5]
-    if "InputTransformer" in target:
-        execution_input = event_targets.transform_input(target["InputTransformer"], event)
-    else:
-        execution_input = target.get("Input") or json.dumps(event)
-    backend: Any = get_backend(account, region)
-    backend.start_execution(target["Arn"], None, execution_input)  # no name: name_unnamed_executions gives one
-
-
 installed = False
 PATCHES = (
     cache_moto_module_listing,
@@ -377,6 +318,4 @@ PATCHES = (
     run_untimed_states_inline,
     evaluate_jsonata_in_process,
     reject_invalid_jsonata_at_create,
-    send_s3_events_as_aws_does,
-    start_executions_from_eventbridge,
 )

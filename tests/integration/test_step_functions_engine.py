@@ -172,6 +172,7 @@ def test_put_under_incoming_starts_an_execution_within_a_second(session):
     iam.put_role_policy(RoleName="events-sfn", PolicyName="start", PolicyDocument=json.dumps(event_rule_policy(arn)))
     ensure_s3_trigger(s3, session.client("events"), stack_name="drop", bucket="drop", state_machine_arn=arn,
                       role_arn=role["Role"]["Arn"], tags={})  # fmt: skip
+    assert "EventBridgeConfiguration" in s3.get_bucket_notification_configuration(Bucket="drop")
     s3.put_object(Bucket="drop", Key="other/ignored.png", Body=b"x")
     put_at = time.time()
     s3.put_object(Bucket="drop", Key="incoming/photo 1.png", Body=b"x")

@@ -272,3 +272,13 @@ def test_timed_evaluation_still_has_the_steps_the_inline_form_repeats():
     assert "Thread(target=_exec_and_notify" in source, "moto no longer starts a thread per state: drop run_untimed_states_inline"
     positions = [source.find(statement) for statement in AFTER_EXECUTION]
     assert -1 not in positions and positions == sorted(positions), "moto changed what follows a state's execution"
+
+
+def test_bucket_notification_answer_is_built_where_the_seam_adds_eventbridge():
+    from moto.s3.models import NotificationConfiguration
+    from moto.s3.responses import S3Response
+
+    source = inspect.getsource(S3Response.get_bucket_notification)
+    assert "get_bucket_notification_configuration(" in source and "EventBridge" not in source, (
+        "moto now reports EventBridgeConfiguration itself: drop report_eventbridge_notifications")
+    assert "event_bridge" in inspect.signature(NotificationConfiguration.__init__).parameters
