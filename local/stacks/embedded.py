@@ -261,8 +261,6 @@ def start_stack(
             aws_endpoint_url=aws_url, region=region, log_path=logs / "model-server.log",
         )  # fmt: skip
         processes[MOTO_PROCESS], _ = start_moto_host(logs / "moto.log", region, moto_port)
-        wait_ready("model server", processes[MODEL_PROCESS], logs / "model-server.log",
-                   lambda: http_answers(f"{model_url}/ping", 200), MODEL_READY_TIMEOUT_S)  # fmt: skip
         state = new_state(
             settings, "embedded", class_names=class_names, aws_endpoint_url=aws_url, model_server_url=model_url,
             region=region, threshold=threshold, processes={name: p.pid for name, p in processes.items()},
@@ -274,7 +272,9 @@ def start_stack(
             class_names=tuple(class_names), threshold=threshold,
             lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url},
         )  # fmt: skip
-        outputs = deploy_stack(state.boto3_session(), config)
+        outputs = deploy_stack(state.boto3_session(), config)  # while the model server loads
+        wait_ready("model server", processes[MODEL_PROCESS], logs / "model-server.log",
+                   lambda: http_answers(f"{model_url}/ping", 200), MODEL_READY_TIMEOUT_S)  # fmt: skip
         state = replace(state, bucket=outputs.bucket, state_machine_arn=outputs.state_machine_arn)
         save_state(settings, state)
     except BaseException:
