@@ -18,8 +18,8 @@ BIKE_NAMED_MOTORCYCLES = {"bike_s_000001.png", "bike_s_000023.png", "bike_s_0000
                           "bike_s_000062.png", "bike_s_000121.png"}
 # Regression floors under what the default recipe measured (README, "Training on real photos").
 # Issue 14's targets (0.92 accuracy; 75 % auto-routed at 0.93 with 98 % right) are not reached yet.
-ACCURACY_FLOOR = 0.85
-ROUTED_SHARE_FLOOR, ROUTED_ACCURACY_FLOOR = 0.25, 0.97  # at the workflow's threshold 0.93
+ACCURACY_FLOOR = 0.83  # measured 0.860
+ROUTED_SHARE_FLOOR, ROUTED_ACCURACY_FLOOR = 0.25, 0.97  # at the workflow's threshold 0.93; measured 38.5 %, 100 %
 
 pytestmark = pytest.mark.skipif(not (SEEDS_DATA / "train.lst").is_file(),
                                 reason=f"the seeds' real photos are not at {SEEDS_DATA} (third-party data, not in the repo)")
