@@ -146,7 +146,7 @@ def test_monitor_report_on_captured_traffic(
     if CHROMIUM is None:
         pytest.skip("chromium not installed (apt-get install chromium): HTML not checked in a browser")
     screenshot, images, broken = open_in_chromium(tmp_path / "shifted" / "report.html", tmp_path)
-    assert images == 5 + min(12, len(shifted)) and broken == 0
+    assert images == 6 + min(12, len(shifted)) and broken == 0  # 5 charts + the reliability diagram, gallery
     with Image.open(screenshot) as shot:
         assert shot.size == (1280, 3600)
     keep = os.environ.get("SCONES_KEEP_SCREENSHOT")
