@@ -7,3 +7,10 @@ pytest_plugins = [
     "fixtures.stack_fixtures",
     "fixtures.compose_fixtures",
 ]
+
+import os
+from pathlib import Path
+
+# One Lambda runtime venv (awslambdaric + boto3, built once by pip) for every stack the tests start,
+# whatever SCONES_HOME each uses.
+os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(Path(__file__).resolve().parents[1] / ".scones" / "lambda-runtime"))
