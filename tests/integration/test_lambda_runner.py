@@ -88,6 +88,21 @@ def write_code_dir(event, context):
         return type(exc).__name__
 '''
 
+# The Udacity starter's serialize function as students wrote it: /tmp/image.png, base64 bytes in the result.
+STARTER_SERIALIZE = '''
+import json, boto3, base64
+
+s3 = boto3.client("s3")
+
+def lambda_handler(event, context):
+    key = event["s3_key"]
+    bucket = event["s3_bucket"]
+    s3.download_file(bucket, key, "/tmp/image.png")
+    with open("/tmp/image.png", "rb") as f:
+        image_data = base64.b64encode(f.read())
+    return {"statusCode": 200, "body": {"image_data": image_data, "s3_bucket": bucket, "s3_key": key, "inferences": []}}
+'''
+
 PIL_SOURCE = "import PIL\n\ndef handler(event, context):\n    return 1\n"
 
 
@@ -114,6 +129,7 @@ def deploy(moto_host, lambda_client):
         zf.writestr("pkg/__init__.py", "")
         zf.writestr("pkg/functions.py", FUNCTION_SOURCE)
         zf.writestr("uses_pil.py", PIL_SOURCE)
+        zf.writestr("starter.py", STARTER_SERIALIZE)
 
     def create(handler: str, timeout: int = 10, env: dict[str, str] | None = None, **extra) -> str:
         name = f"fn-{handler.rsplit('.', 1)[-1]}-{uuid.uuid4().hex[:6]}"
@@ -286,34 +302,72 @@ def test_killed_worker_ends_its_invocation_with_runtime_exit_error(lambda_client
     assert invoke(lambda_client, name, {"seconds": 0})[1] is None, "the environment was not replaced"
 
 
-def test_killing_workers_twice_mid_run_loses_no_execution(moto_host, deploy, lambda_client):
-    """Every execution ends (succeeded, or failed with Runtime.ExitError) while workers are killed twice."""
-    arn = lambda_client.get_function(FunctionName=deploy("sleep"))["Configuration"]["FunctionArn"]
+def _start_executions(moto_host, function_arn: str, inputs: list[dict]) -> tuple[object, list[str]]:
     sfn = boto3.client("stepfunctions", region_name="us-east-1", endpoint_url=moto_host[0])
-    definition = {"StartAt": "Task", "States": {"Task": {"Type": "Task", "Resource": arn, "End": True}}}
-    machine = sfn.create_state_machine(name=f"kill-{uuid.uuid4().hex[:6]}", definition=json.dumps(definition),
+    definition = {"StartAt": "Task", "States": {"Task": {"Type": "Task", "Resource": function_arn, "End": True}}}
+    machine = sfn.create_state_machine(name=f"sm-{uuid.uuid4().hex[:6]}", definition=json.dumps(definition),
                                        roleArn="arn:aws:iam::123456789012:role/runner-test")["stateMachineArn"]  # fmt: skip
-    executions = [
-        sfn.start_execution(stateMachineArn=machine, name=f"run-{i}", input=json.dumps({"seconds": 0.3}))["executionArn"]
-        for i in range(30)
-    ]
+    arns = [sfn.start_execution(stateMachineArn=machine, name=f"run-{i}", input=json.dumps(item))["executionArn"] for i, item in enumerate(inputs)]
+    return sfn, arns
+
+
+def _wait_for_all(sfn, arns: list[str], timeout_s: float = 90) -> list[dict]:
+    finished: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and len(finished) < len(arns):
+        for arn in arns:
+            if arn not in finished:
+                described = sfn.describe_execution(executionArn=arn)
+                if described["status"] != "RUNNING":
+                    finished[arn] = described
+        time.sleep(0.2)
+    assert len(finished) == len(arns), f"{len(arns) - len(finished)} of {len(arns)} executions never ended"
+    return [finished[arn] for arn in arns]
+
+
+@pytest.fixture(scope="module")
+def starter_images(moto_host) -> list[dict]:
+    """25 distinct objects in S3 for the starter's serialize function."""
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=moto_host[0])
+    s3.create_bucket(Bucket="starter-images")
+    inputs = []
+    for i in range(25):
+        s3.put_object(Bucket="starter-images", Key=f"test/image-{i}.png", Body=f"image {i} ".encode() * (1000 + i))
+        inputs.append({"s3_bucket": "starter-images", "s3_key": f"test/image-{i}.png"})
+    return inputs
+
+
+def test_starter_serialize_runs_unchanged_and_correctly_under_25_concurrent_executions(moto_host, deploy, lambda_client, starter_images):
+    arn = lambda_client.get_function(FunctionName=deploy("starter.lambda_handler"))["Configuration"]["FunctionArn"]
+    sfn, arns = _start_executions(moto_host, arn, starter_images)
+    results = _wait_for_all(sfn, arns)
+    assert [r["status"] for r in results] == ["SUCCEEDED"] * 25, [r.get("error") for r in results]
+    for item, result in zip(starter_images, results):
+        body = json.loads(result["output"])["body"]
+        i = int(item["s3_key"].split("-")[1].split(".")[0])
+        assert base64.b64decode(body["image_data"]) == f"image {i} ".encode() * (1000 + i), f"execution {i} got another image"
+
+
+def test_killing_workers_twice_mid_run_loses_no_execution(moto_host, deploy, lambda_client, starter_images):
+    """100 starter executions while every runtime process is killed twice: each one succeeds with its
+    own image or fails with Runtime.ExitError; none is left RUNNING."""
+    arn = lambda_client.get_function(FunctionName=deploy("starter.lambda_handler"))["Configuration"]["FunctionArn"]
+    inputs = [starter_images[i % 25] for i in range(100)]
+    sfn, arns = _start_executions(moto_host, arn, inputs)
+    killed = 0
     for _ in range(2):
-        time.sleep(1.0)
+        time.sleep(0.8)
         for pid in _runtime_pids(moto_host[1]):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    statuses: dict[str, dict] = {}
-    while time.monotonic() < deadline and len(statuses) < len(executions):
-        for arn_ in executions:
-            if arn_ not in statuses:
-                described = sfn.describe_execution(executionArn=arn_)
-                if described["status"] != "RUNNING":
-                    statuses[arn_] = described
-        time.sleep(0.2)
-    assert len(statuses) == len(executions), f"{len(executions) - len(statuses)} executions never ended"
-    failed = [d for d in statuses.values() if d["status"] != "SUCCEEDED"]
-    assert all(d["status"] == "FAILED" and d["error"] == "Runtime.ExitError" for d in failed), failed
-    assert failed, "no execution was hit: the kills came too late to test anything"
+            killed += 1
+    results = _wait_for_all(sfn, arns)
+    failed = [r for r in results if r["status"] != "SUCCEEDED"]
+    assert all(r["status"] == "FAILED" and r["error"] == "Runtime.ExitError" for r in failed), failed
+    for item, result in zip(inputs, results):
+        if result["status"] == "SUCCEEDED":
+            assert json.loads(result["output"])["body"]["s3_key"] == item["s3_key"]
+    print(f"killed {killed} runtime processes: {len(results) - len(failed)} succeeded, {len(failed)} failed with Runtime.ExitError, 0 lost")
+    assert killed, "no runtime process was running when the kills came"
 
 
 def test_warm_worker_is_reused(lambda_client, deploy):
