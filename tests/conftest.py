@@ -1,5 +1,8 @@
 """Shared fixtures: each area's real servers and artifacts, in tests/fixtures/."""
 
+import os
+from pathlib import Path
+
 pytest_plugins = [
     "fixtures.aws_fixtures",
     "fixtures.model_fixtures",
@@ -7,9 +10,6 @@ pytest_plugins = [
     "fixtures.stack_fixtures",
     "fixtures.compose_fixtures",
 ]
-
-import os
-from pathlib import Path
 
 # One Lambda runtime venv (awslambdaric + boto3, built once by pip) for every stack the tests start,
 # whatever SCONES_HOME each uses.

@@ -1,6 +1,7 @@
 """Warm execution environments: one runtime process (awslambdaric) per environment, pooled per function version."""
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -43,7 +44,7 @@ def exit_description(status: int) -> str:
     return f"exit status {status}"
 
 
-_SIGNAL_WORDS = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted"}
+_SIGNAL_WORDS: dict[int, str] = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted"}
 
 
 class Worker:
@@ -111,10 +112,8 @@ class Worker:
     def kill(self) -> None:
         """End the environment: its processes, its /tmp (the namespace's tmpfs), its API and directory."""
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait()
         self.api.close()
         shutil.rmtree(self.dir, ignore_errors=True)

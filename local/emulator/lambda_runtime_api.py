@@ -51,8 +51,7 @@ class RuntimeApi:
     @property
     def address(self) -> str:
         """The value of AWS_LAMBDA_RUNTIME_API: host:port, no scheme."""
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"127.0.0.1:{self._server.server_address[1]}"
 
     def wait_ready(self, deadline: float) -> bool:
         """True once the runtime asked for its first invocation or reported an init error."""
@@ -142,7 +141,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
     server: _Server
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
     def do_GET(self) -> None:
