@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from scones.local.emulator import lambda_sandbox
@@ -37,32 +38,44 @@ class InvocationThrottled(RuntimeError):
 
 
 def exit_description(status: int) -> str:
-    """A process's end as AWS words it: "signal: killed", "exit status 1"."""
+    """A runtime's end as AWS words it after "Runtime exited": "with error: signal: killed", "with error: exit status 1"."""
+    if status == 0:
+        return "without providing a reason"
     if status < 0:
         name = _SIGNAL_WORDS.get(-status) or signal.Signals(-status).name.lower()
-        return f"signal: {name}"
-    return f"exit status {status}"
+        return f"with error: signal: {name}"
+    return f"with error: exit status {status}"
 
 
 _SIGNAL_WORDS: dict[int, str] = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted"}
 
 
+@dataclass(frozen=True)
+class EnvironmentPaths:
+    """Host directories an environment is made of: code (/var/task), layers (/opt), runtime venv, scratch."""
+
+    code: Path
+    opt: Path
+    runtime: Path
+    scratch: Path
+
+
 class Worker:
     """One execution environment: its runtime process, its Runtime API and its private directory."""
 
-    def __init__(self, spec: FunctionSpec, code_dir: Path, env: dict[str, str], runtime: Path, env_root: Path, stream: str):
+    def __init__(self, spec: FunctionSpec, paths: EnvironmentPaths, env: dict[str, str], stream: str):
         self.spec = spec
         self.log_stream = stream
         self.invocations = 0
-        self.dir = Path(tempfile.mkdtemp(prefix="env-", dir=env_root))
+        self.dir = Path(tempfile.mkdtemp(prefix="env-", dir=paths.scratch))
         self.api = RuntimeApi()
-        launch = lambda_sandbox.launch(runtime, code_dir, self.dir, spec.handler, spec.ephemeral_storage_mb)
-        env = {**env, "LAMBDA_TASK_ROOT": launch.task_root, "AWS_LAMBDA_RUNTIME_API": self.api.address, **launch.tmp_env}
+        launch = lambda_sandbox.launch(paths.runtime, paths.code, paths.opt, self.dir, spec.handler, spec.ephemeral_storage_mb)
+        env = {**env, "AWS_LAMBDA_RUNTIME_API": self.api.address, **launch.env}
         self._output_path, self._output_offset = self.dir / "output.log", 0
         started = time.monotonic()
         with open(self._output_path, "ab") as output:
             self.process = subprocess.Popen(
-                launch.argv, cwd=code_dir, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                launch.argv, cwd=paths.code, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: kill() takes the function's children too
             )  # fmt: skip
         threading.Thread(target=self._watch, name=f"lambda-env-{self.process.pid}", daemon=True).start()
@@ -74,7 +87,7 @@ class Worker:
             self.kill()
             if status is None:
                 raise WorkerStartFailed("Sandbox.Timedout", f"Init phase timed out after {INIT_TIMEOUT_S:.2f} seconds")
-            raise WorkerStartFailed("Runtime.ExitError", f"Runtime exited with error: {exit_description(status)}")
+            raise WorkerStartFailed("Runtime.ExitError", f"Runtime exited {exit_description(status)}")
 
     @property
     def init_error(self) -> Outcome | None:

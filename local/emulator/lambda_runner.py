@@ -13,6 +13,8 @@ ends its invocation with Runtime.ExitError and is replaced; logs go to CloudWatc
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import math
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from scones.local.emulator import lambda_sandbox
-from scones.local.emulator.lambda_pool import FunctionPool, Worker, WorkerStartFailed, exit_description
+from scones.local.emulator.lambda_pool import EnvironmentPaths, FunctionPool, Worker, WorkerStartFailed, exit_description
 from scones.local.emulator.lambda_runtime_api import MAX_RESPONSE_BYTES, Outcome
 from scones.local.emulator.lambda_spec import FunctionSpec, InvocationResult, LogSink, error_document
 from scones.model.config import FAKE_CREDENTIALS
@@ -67,9 +69,15 @@ class ProcessLambdaRunner:
         self._scratch.mkdir(parents=True, exist_ok=True)
 
     def invoke(
-        self, spec: FunctionSpec, code_zip: Callable[[], bytes], event: Any, log_sink: LogSink | None = None
+        self,
+        spec: FunctionSpec,
+        code_zip: Callable[[], bytes],
+        event: Any,
+        log_sink: LogSink | None = None,
+        layer_zip: Callable[[str], bytes] | None = None,
     ) -> InvocationResult:
-        """Run one invocation; `code_zip` is called only when the code version is new.
+        """Run one invocation; `code_zip` (and `layer_zip(arn)` for each of spec.layers) is called
+        only when the code version is new.
 
         Raises InvocationThrottled (TooManyRequestsException) only; every other failure is a result."""
         request_id = str(uuid.uuid4())
@@ -83,7 +91,7 @@ class ProcessLambdaRunner:
                     worker.kill()  # died while idle: replace it in the same slot
                     worker = None
                 if worker is None:
-                    worker = self._start_worker(spec, code_zip)
+                    worker = self._start_worker(spec, code_zip, layer_zip)
                 result, healthy = self._run(worker, request_id, body, log_sink)
                 if result is not None:
                     return result
@@ -117,19 +125,34 @@ class ProcessLambdaRunner:
     def _code_dir(self, spec: FunctionSpec, code_zip: Callable[[], bytes]) -> Path:
         """The deployment package, extracted once per code version."""
         target = self.work_dir / "code" / f"{spec.name}-{spec.code_sha256[:16] or 'empty'}"
+        return self._extract(target, f"function {spec.name}", [("deployment package", code_zip)])
+
+    def _opt_dir(self, spec: FunctionSpec, layer_zip: Callable[[str], bytes] | None) -> Path:
+        """What the function sees as /opt: its layers extracted in order (later ones win), as AWS does."""
+        if spec.layers and layer_zip is None:
+            raise FunctionCodeUnavailable(f"function {spec.name} has layers but the invoker gave no way to read them")
+        key = hashlib.sha256("\n".join(spec.layers).encode()).hexdigest()[:16]
+        sources: list[tuple[str, Callable[[], bytes]]] = [
+            (f"layer {arn}", functools.partial(layer_zip, arn)) for arn in spec.layers if layer_zip
+        ]
+        return self._extract(self.work_dir / "opt" / key, f"function {spec.name}", sources)
+
+    def _extract(self, target: Path, owner: str, sources: list[tuple[str, Callable[[], bytes]]]) -> Path:
         with self._lock:
             if target.is_dir():
                 return target
-            data = code_zip()
-            if not data:
-                raise FunctionCodeUnavailable(f"function {spec.name} has no deployment package")
             partial = target.with_name(target.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)
-            try:
-                with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                    archive.extractall(partial)  # extractall drops absolute paths and '..' parts
-            except zipfile.BadZipFile as exc:
-                raise FunctionCodeUnavailable(f"function {spec.name}: deployment package is not a zip: {exc}") from exc
+            partial.mkdir(parents=True)
+            for what, read in sources:
+                data = read()
+                if not data:
+                    raise FunctionCodeUnavailable(f"{owner} has no {what}")
+                try:
+                    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                        archive.extractall(partial)  # extractall drops absolute paths and '..' parts
+                except zipfile.BadZipFile as exc:
+                    raise FunctionCodeUnavailable(f"{owner}: {what} is not a zip: {exc}") from exc
             partial.rename(target)
             return target
 
@@ -161,11 +184,11 @@ class ProcessLambdaRunner:
         )
         return env
 
-    def _start_worker(self, spec: FunctionSpec, code_zip: Callable[[], bytes]) -> Worker:
-        code_dir = self._code_dir(spec, code_zip)
+    def _start_worker(self, spec: FunctionSpec, code_zip: Callable[[], bytes], layer_zip: Callable[[str], bytes] | None) -> Worker:
+        paths = EnvironmentPaths(self._code_dir(spec, code_zip), self._opt_dir(spec, layer_zip), self.runtime_dir, self._scratch)
         now = datetime.now(timezone.utc)
         stream = f"{now:%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
-        return Worker(spec, code_dir, self._environment(spec, stream), self.runtime_dir, self._scratch, stream)
+        return Worker(spec, paths, self._environment(spec, stream), stream)
 
     def _run(self, worker: Worker, request_id: str, body: bytes, sink: LogSink | None) -> tuple[InvocationResult | None, bool]:
         """(result, environment reusable?); result None when the environment died before taking the invocation."""
@@ -216,7 +239,7 @@ def _interpret(outcome: Outcome, worker: Worker, request_id: str) -> tuple[str, 
     if outcome.kind == "timeout":
         return error_document(request_id, "Sandbox.Timedout", f"Task timed out after {worker.spec.timeout_s:.2f} seconds"), True, False
     status = worker.api.exit_status if worker.api.exit_status is not None else -9
-    return error_document(request_id, "Runtime.ExitError", f"Runtime exited with error: {exit_description(status)}"), True, False
+    return error_document(request_id, "Runtime.ExitError", f"Runtime exited {exit_description(status)}"), True, False
 
 
 def _failure(request_id: str, error_type: str, message: str) -> InvocationResult:

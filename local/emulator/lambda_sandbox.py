@@ -7,7 +7,8 @@ own, and (as root on Linux) a private mount namespace shaped like AWS's.
   below (pip, from the package registry) and cached under $SCONES_HOME/lambda-runtime
   (or $SCONES_LAMBDA_RUNTIME_CACHE).
 - The sandbox: `unshare --mount` with the code read-only at /var/task, the interpreter at /var/lang,
-  a private tmpfs /tmp sized by EphemeralStorage, all gone with the process. Where mount
+  the layers (or nothing) at /opt, a private tmpfs /tmp sized by EphemeralStorage, all gone with
+  the process. Where mount
   namespaces are not allowed (not root, no CAP_SYS_ADMIN) the process runs on the host's paths
   with TMPDIR set to a private directory (a documented difference: an absolute "/tmp/x" is shared).
 """
@@ -29,18 +30,20 @@ RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.44.8", "botocore==1.44.8")
 INSTALL_TIMEOUT_S = 600
 
 # Runs inside the new mount namespace: $1 = an empty staging dir. Builds AWS's layout on a small
-# tmpfs there, moves it onto /var (hiding the host's /var in this namespace only), then /tmp.
+# tmpfs there, moves it onto /var (hiding the host's /var in this namespace only), then /tmp and /opt.
 _SANDBOX_SCRIPT = r"""
 set -e
 stage=$1; shift
 mount -t tmpfs -o size=1m,mode=755 scones-lambda "$stage"
-mkdir "$stage/task" "$stage/lang" "$stage/tmp"
+mkdir "$stage/task" "$stage/lang" "$stage/opt" "$stage/tmp"
 mount --bind "$SCONES_CODE_DIR" "$stage/task" && mount -o remount,bind,ro "$stage/task"
 mount --bind "$SCONES_RUNTIME_DIR" "$stage/lang" && mount -o remount,bind,ro "$stage/lang"
+mount --bind "$SCONES_OPT_DIR" "$stage/opt" && mount -o remount,bind,ro "$stage/opt"
 mount -t tmpfs -o "size=${SCONES_TMP_MB}m,mode=1777" scones-lambda-tmp "$stage/tmp"
 mount --move "$stage" /var
 mount --move /var/tmp /tmp
-unset SCONES_CODE_DIR SCONES_RUNTIME_DIR SCONES_TMP_MB
+mount --move /var/opt /opt
+unset SCONES_CODE_DIR SCONES_RUNTIME_DIR SCONES_OPT_DIR SCONES_TMP_MB
 cd /var/task
 exec "$@"
 """
@@ -112,23 +115,28 @@ def namespaces_available() -> bool:
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start one execution environment: argv, paths the function sees, extra environment."""
+    """How to start one execution environment: argv and the environment variables that say where things are."""
 
     argv: list[str]
-    task_root: str
-    tmp_env: dict[str, str]
+    env: dict[str, str]
 
 
-def launch(runtime: Path, code_dir: Path, env_dir: Path, handler: str, tmp_mb: int) -> Launch:
+def _layer_path(opt: str) -> str:
+    """AWS's Python runtimes import layers from /opt/python/lib/pythonX.Y/site-packages and /opt/python."""
+    return f"{opt}/python/lib/python{sys.version_info.major}.{sys.version_info.minor}/site-packages:{opt}/python"
+
+
+def launch(runtime: Path, code_dir: Path, opt_dir: Path, env_dir: Path, handler: str, tmp_mb: int) -> Launch:
     """AWS starts the Python runtime as `python -m awslambdaric HANDLER` (its container images' entry point)."""
     if namespaces_available():
         stage = env_dir / "root"
         stage.mkdir(parents=True, exist_ok=True)
         argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SANDBOX_SCRIPT, "sandbox", str(stage),
                 "/var/lang/bin/python", "-m", "awslambdaric", handler]  # fmt: skip
-        extra = {"SCONES_CODE_DIR": str(code_dir), "SCONES_RUNTIME_DIR": str(runtime), "SCONES_TMP_MB": str(tmp_mb)}
-        return Launch(argv, "/var/task", extra)
+        env = {"SCONES_CODE_DIR": str(code_dir), "SCONES_RUNTIME_DIR": str(runtime), "SCONES_OPT_DIR": str(opt_dir),
+               "SCONES_TMP_MB": str(tmp_mb), "LAMBDA_TASK_ROOT": "/var/task", "PYTHONPATH": _layer_path("/opt")}  # fmt: skip
+        return Launch(argv, env)
     tmp = env_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [str(runtime / "bin" / "python"), "-m", "awslambdaric", handler]
-    return Launch(argv, str(code_dir), {"TMPDIR": str(tmp)})
+    return Launch(argv, {"TMPDIR": str(tmp), "LAMBDA_TASK_ROOT": str(code_dir), "PYTHONPATH": _layer_path(str(opt_dir))})

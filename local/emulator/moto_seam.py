@@ -38,7 +38,12 @@ class LambdaInvoker(Protocol):
     """What replaces moto's Docker invocation: the process runner, or a test's in-process one."""
 
     def invoke(
-        self, spec: FunctionSpec, code_zip: Callable[[], bytes], event: Any, log_sink: LogSink | None = None
+        self,
+        spec: FunctionSpec,
+        code_zip: Callable[[], bytes],
+        event: Any,
+        log_sink: LogSink | None = None,
+        layer_zip: Callable[[str], bytes] | None = None,
     ) -> InvocationResult: ...
 
 
@@ -61,8 +66,20 @@ def function_spec(function: Any) -> FunctionSpec:
         code_sha256=function.code_sha_256 or "",
         environment=dict(function.environment_vars or {}),
         ephemeral_storage_mb=int(function.ephemeral_storage or 512),
+        layers=tuple(layer["Arn"] for layer in function.layers or []),
         reserved_concurrency=None if function.reserved_concurrency in (None, "") else int(function.reserved_concurrency),
     )
+
+
+def layer_reader(function: Any) -> Callable[[str], bytes]:
+    """Reads a layer version's zip from moto's Lambda backend, by ARN."""
+    from moto.awslambda.models import lambda_backends
+
+    def read(arn: str) -> bytes:
+        layer = lambda_backends[function.account_id][function.region].layers_versions_by_arn(arn)
+        return layer.code_bytes if layer is not None else b""
+
+    return read
 
 
 def _moto_log_sink(function: Any) -> LogSink:
@@ -94,7 +111,10 @@ def _run_invocation(function: Any, event: Any) -> tuple[str, bool, str]:
     if _installed is None:
         raise RuntimeError("scones.local.emulator.moto_seam: no Lambda invoker installed")
     try:
-        result = _installed.invoke(function_spec(function), lambda: function.code_bytes, event, log_sink=_moto_log_sink(function))
+        result = _installed.invoke(
+            function_spec(function), lambda: function.code_bytes, event, log_sink=_moto_log_sink(function),
+            layer_zip=layer_reader(function),
+        )  # fmt: skip
     except InvocationThrottled as exc:
         raise _lambda_error("TooManyRequestsException", f"{exc} Reason: {exc.reason}", 429) from exc
     return result.payload, result.errored, result.logs

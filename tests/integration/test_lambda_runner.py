@@ -227,6 +227,18 @@ def test_concurrent_executions_never_see_each_others_tmp(lambda_client, deploy):
     assert len({payload["pid"] for payload, _, _ in results}) > 1, "no two environments ran at once"
 
 
+def test_layers_are_importable_from_opt_python(lambda_client, deploy):
+    layer = io.BytesIO()
+    with zipfile.ZipFile(layer, "w") as zf:
+        zf.writestr("python/shared_helpers.py", "ANSWER = 42\n")
+    layer_arn = lambda_client.publish_layer_version(LayerName="helpers", Content={"ZipFile": layer.getvalue()},
+                                                    CompatibleRuntimes=["python3.11"])["LayerVersionArn"]  # fmt: skip
+    found, function_error, _ = invoke(lambda_client, deploy("imports", Layers=[layer_arn]), {"modules": ["shared_helpers"]})
+    assert function_error is None and found == {"shared_helpers": True}
+    found, _, _ = invoke(lambda_client, deploy("imports"), {"modules": ["shared_helpers"]})
+    assert found == {"shared_helpers": False}, "a layer leaked into a function without it"
+
+
 def test_tmp_is_sized_by_ephemeral_storage(lambda_client, deploy):
     from scones.local.emulator.lambda_sandbox import namespaces_available
 

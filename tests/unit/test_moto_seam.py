@@ -107,6 +107,10 @@ def test_function_spec_reads_the_attributes_moto_keeps():
     spec = moto_seam.function_spec(function)
     assert (spec.name, spec.handler, spec.timeout_s, spec.memory_mb) == ("seam-fn", "fn.handler", 7.0, 256)
     assert spec.ephemeral_storage_mb == 2048, "moto no longer keeps EphemeralStorage.Size in ephemeral_storage"
+    assert spec.layers == (), "moto no longer keeps the function's layers in layers"
+    assert callable(getattr(lambda_backends["123456789012"]["us-east-1"], "layers_versions_by_arn", None)), (
+        "moto's Lambda backend lost layers_versions_by_arn: layer_reader cannot read layer zips"
+    )
     assert spec.reserved_concurrency == 3, "moto no longer keeps ReservedConcurrentExecutions in reserved_concurrency"
     assert spec.environment == {"K": "v"} and spec.code_sha256 and spec.arn.endswith(":function:seam-fn")
     assert function.code_bytes == code.getvalue(), "moto no longer keeps the deployment zip in code_bytes"
