@@ -128,7 +128,7 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
 def _invoke(self: Any, body: str | bytes | None, request_headers: Any, response_headers: Any) -> str | bytes:
     """Replacement for LambdaFunction.invoke: AWS's payload rules, then moto's own response headers."""
     if body and len(body) > MAX_SYNC_PAYLOAD_BYTES:
-        raise _lambda_error("RequestEntityTooLargeException", f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation", 413)
+        raise _lambda_error("RequestTooLargeException", f"Request must be smaller than {MAX_SYNC_PAYLOAD_BYTES} bytes for the InvokeFunction operation", 413)
     try:
         event = json.loads(body) if body else {}  # no payload: the handler gets {}, as on AWS
     except ValueError as exc:

@@ -198,6 +198,12 @@ def test_invalid_json_payload_is_invalid_request_content(lambda_client, deploy):
         lambda_client.invoke(FunctionName=name, Payload=b"{not json")
 
 
+def test_payload_over_6_mb_is_request_entity_too_large(lambda_client, deploy):
+    name = deploy("echo")
+    with pytest.raises(lambda_client.exceptions.RequestTooLargeException):
+        lambda_client.invoke(FunctionName=name, Payload=json.dumps("x" * 6_300_000).encode())
+
+
 def test_host_packages_do_not_leak_into_the_runtime(lambda_client, deploy):
     found, function_error, _ = invoke(lambda_client, deploy("imports"), {"modules": ["boto3", "botocore", "json", "PIL", "torch", "scones", "moto"]})
     assert function_error is None
