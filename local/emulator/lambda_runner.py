@@ -22,6 +22,7 @@ import shutil
 import threading
 import time
 import uuid
+import weakref
 import zipfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -65,6 +66,7 @@ class ProcessLambdaRunner:
         self._pools: dict[str, tuple[str, FunctionPool]] = {}  # arn → (pool key, pool)
         self._lock = threading.Lock()
         self._log_lock = threading.Lock()
+        self._environments: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._scratch = self.work_dir / "environments"
         self._scratch.mkdir(parents=True, exist_ok=True)
 
@@ -104,11 +106,15 @@ class ProcessLambdaRunner:
             pool.release(worker, healthy)
 
     def close(self) -> None:
-        """Stop every worker (busy ones are stopped as they finish)."""
+        """Stop every environment, busy ones too (their invocations end with Runtime.ExitError):
+        they run in sessions of their own, so stopping this process's group would not reach them."""
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
+            environments = list(self._environments)
         for _, pool in pools:
             pool.retire()
+        for environment in environments:
+            environment.kill()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _pool_for(self, spec: FunctionSpec) -> FunctionPool:
@@ -188,7 +194,10 @@ class ProcessLambdaRunner:
         paths = EnvironmentPaths(self._code_dir(spec, code_zip), self._opt_dir(spec, layer_zip), self.runtime_dir, self._scratch)
         now = datetime.now(timezone.utc)
         stream = f"{now:%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
-        return Worker(spec, paths, self._environment(spec, stream), stream)
+        worker = Worker(spec, paths, self._environment(spec, stream), stream)
+        with self._lock:
+            self._environments.add(worker)
+        return worker
 
     def _run(self, worker: Worker, request_id: str, body: bytes, sink: LogSink | None) -> tuple[InvocationResult | None, bool]:
         """(result, environment reusable?); result None when the environment died before taking the invocation."""

@@ -33,6 +33,10 @@ def tmp(event, context):
     with open(path) as f:
         return {"read": f.read(), "tmpdir": tempfile.gettempdir(), "cwd": os.getcwd(), "task_root": os.environ["LAMBDA_TASK_ROOT"]}
 
+def sleep(event, context):
+    time.sleep(event["seconds"])
+    return "woke"
+
 def echo(event, context):
     return {"event": event, "arn": context.invoked_function_arn, "request_id": context.aws_request_id}
 '''
@@ -107,3 +111,18 @@ def test_without_mount_namespaces_each_environment_gets_its_own_tmpdir(runner, m
     assert [p["read"] for p in payloads] == ["a", "b", "c", "d"]
     assert len({p["tmpdir"] for p in payloads}) == 4
     assert payloads[0]["cwd"] == payloads[0]["task_root"] != "/var/task"
+
+
+def test_close_ends_busy_environments_too(tmp_path):
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path)
+    with ThreadPoolExecutor(1) as pool:
+        busy = pool.submit(runner.invoke, spec("fn.sleep", timeout_s=30), lambda: CODE, {"seconds": 20})
+        time.sleep(1.0)
+        started = time.monotonic()
+        runner.close()
+        result = busy.result(timeout=5)
+    assert time.monotonic() - started < 5
+    assert result.errored and json.loads(result.payload)["errorType"] == "Runtime.ExitError"
