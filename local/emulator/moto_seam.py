@@ -111,10 +111,9 @@ def _run_invocation(function: Any, event: Any) -> tuple[str, bool, str]:
     if _installed is None:
         raise RuntimeError("scones.local.emulator.moto_seam: no Lambda invoker installed")
     try:
-        result = _installed.invoke(
-            function_spec(function), lambda: function.code_bytes, event, log_sink=_moto_log_sink(function),
-            layer_zip=layer_reader(function),
-        )  # fmt: skip
+        spec = function_spec(function)
+        layers = {"layer_zip": layer_reader(function)} if spec.layers else {}  # invokers without layer support still fit
+        result = _installed.invoke(spec, lambda: function.code_bytes, event, log_sink=_moto_log_sink(function), **layers)
     except InvocationThrottled as exc:
         raise _lambda_error("TooManyRequestsException", f"{exc} Reason: {exc.reason}", 429) from exc
     return result.payload, result.errored, result.logs
