@@ -23,7 +23,8 @@ from scones.local.stacks.embedded import MOTO_PROCESS, start_stack, stop_stack
 from scones.local.workflow_client import ImageRef, run_images
 from scones.model.config import load_settings
 
-REAL_TEST_SET = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar100-bicycle-motorcycle" / "test"
+REPO = Path(__file__).resolve().parents[1]
+REAL_TEST_SET = REPO / ".." / "shared" / "data" / "cifar100-bicycle-motorcycle" / "test"
 
 
 def runtime_pids(moto_pid: int) -> list[int]:
@@ -61,6 +62,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scones-bench-faults-") as tmp:
         home = Path(tmp)
         os.environ["SCONES_HOME"] = str(home)
+        os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(REPO / ".scones" / "lambda-runtime"))  # build the runtime venv once
         settings = load_settings()
         model = args.model or train_small_model(home)
         images_dir = REAL_TEST_SET if REAL_TEST_SET.is_dir() else home / "data" / "test"
