@@ -29,6 +29,7 @@ from scones.local.stacks.embedded import start_stack, stop_stack
 from scones.local.workflow_client import ImageRef, run_images
 from scones.model.config import FAKE_CREDENTIALS, load_settings
 
+REPO = Path(__file__).resolve().parents[1]
 WARMUP = 3
 
 
@@ -124,6 +125,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scones-bench-") as tmp:
         home = Path(tmp)
         os.environ["SCONES_HOME"] = str(home)
+        os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(REPO / ".scones" / "lambda-runtime"))  # build the runtime venv once
         settings = load_settings()
         model = args.model or train_small_model(home)
         body = _any_png() if args.model else next((home / "data" / "test").glob("bicycle*.png")).read_bytes()

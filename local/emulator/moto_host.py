@@ -3,10 +3,11 @@
 `python -m scones.local.emulator.moto_host --host 127.0.0.1 --port P` serves every moto service over
 HTTP (werkzeug, as ThreadedMotoServer does) with two changes from plain moto, both through
 `moto_seam`:
-Lambda invocations run in local worker processes (scones.local.emulator.lambda_runner) and Step
-Functions executes state machines (Lambda tasks in-process, JSONata, S3 → EventBridge triggers:
-`moto_seam.install_step_functions`, loaded in the background while requests other than
-/moto-api wait for it). MOTO_PORT is set to the port actually bound (other service tasks call it).
+Lambda invocations run in local execution environments (AWS's `awslambdaric` against our Runtime
+API, scones.local.emulator.lambda_runner) and Step Functions executes state machines (Lambda tasks
+in-process, JSONata, S3 → EventBridge triggers: `moto_seam.install_step_functions`, loaded in the
+background while requests other than /moto-api wait for it). MOTO_PORT is set to the port actually
+bound (other service tasks call it).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from scones.local.emulator import moto_seam
-from scones.local.emulator.lambda_runner import DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
+from scones.local.emulator.lambda_runner import DEFAULT_MAX_QUEUED_PER_FUNCTION, DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         "--max-workers-per-function",
         type=int,
         default=DEFAULT_MAX_WORKERS_PER_FUNCTION,
-        help=f"concurrent executions per function before invocations queue (default {DEFAULT_MAX_WORKERS_PER_FUNCTION})",
+        help=f"warm execution environments per function (default {DEFAULT_MAX_WORKERS_PER_FUNCTION}); more invocations "
+        f"wait for one, up to {DEFAULT_MAX_QUEUED_PER_FUNCTION} per function, then get TooManyRequestsException",
     )
     args = parser.parse_args(argv)
     if args.max_workers_per_function < 1:

@@ -100,26 +100,50 @@ def test_function_spec_reads_the_attributes_moto_keeps():
     boto3.client("lambda", region_name="us-east-1").create_function(
         FunctionName="seam-fn", Runtime="python3.11", Role=role, Handler="fn.handler",
         Code={"ZipFile": code.getvalue()}, Timeout=7, MemorySize=256, Environment={"Variables": {"K": "v"}},
+        EphemeralStorage={"Size": 2048},
     )  # fmt: skip
+    boto3.client("lambda", region_name="us-east-1").put_function_concurrency(FunctionName="seam-fn", ReservedConcurrentExecutions=3)
     function = lambda_backends["123456789012"]["us-east-1"].get_function("seam-fn")
     spec = moto_seam.function_spec(function)
     assert (spec.name, spec.handler, spec.timeout_s, spec.memory_mb) == ("seam-fn", "fn.handler", 7.0, 256)
+    assert spec.ephemeral_storage_mb == 2048, "moto no longer keeps EphemeralStorage.Size in ephemeral_storage"
+    assert spec.layers == (), "moto no longer keeps the function's layers in layers"
+    assert callable(getattr(lambda_backends["123456789012"]["us-east-1"], "layers_versions_by_arn", None)), (
+        "moto's Lambda backend lost layers_versions_by_arn: layer_reader cannot read layer zips"
+    )
+    assert spec.reserved_concurrency == 3, "moto no longer keeps ReservedConcurrentExecutions in reserved_concurrency"
     assert spec.environment == {"K": "v"} and spec.code_sha256 and spec.arn.endswith(":function:seam-fn")
     assert function.code_bytes == code.getvalue(), "moto no longer keeps the deployment zip in code_bytes"
     for method in ("ensure_log_group", "ensure_log_stream", "put_log_events"):
         assert callable(getattr(function.logs_backend, method, None)), f"moto's logs backend lost {method}"
 
 
+def test_invoke_has_the_signature_the_seam_replaces():
+    signature = inspect.signature(LambdaFunction.__dict__["invoke"])
+    assert list(signature.parameters) == ["self", "body", "request_headers", "response_headers"], (
+        f"moto.awslambda.models.LambdaFunction.invoke signature changed: {signature}"
+    )
+
+
+def test_lambda_client_error_carries_an_http_status():
+    from moto.awslambda.exceptions import LambdaClientError
+
+    error = moto_seam._lambda_error("TooManyRequestsException", "Rate Exceeded.", 429)
+    assert isinstance(error, LambdaClientError) and error.code == 429
+    assert json.loads(error.get_body())["__type"] == "TooManyRequestsException"
+
+
 def test_install_replaces_and_uninstall_restores_the_seam(tmp_path):
-    original = LambdaFunction.__dict__["_invoke_lambda"]
-    runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path)
+    originals = {name: LambdaFunction.__dict__[name] for name in ("_invoke_lambda", "invoke")}
+    runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path, runtime_dir=tmp_path)
     uninstall = moto_seam.install_lambda_invoker(runner)
     try:
         assert LambdaFunction.__dict__["_invoke_lambda"] is moto_seam._invoke_lambda
+        assert LambdaFunction.__dict__["invoke"] is moto_seam._invoke
     finally:
         uninstall()
         runner.close()
-    assert LambdaFunction.__dict__["_invoke_lambda"] is original
+    assert {name: LambdaFunction.__dict__[name] for name in originals} == originals
 
 
 def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.MonkeyPatch):
