@@ -3,8 +3,10 @@
 `python -m scones.local.emulator.moto_host --host 127.0.0.1 --port P` serves every moto service over
 HTTP (werkzeug, as ThreadedMotoServer does) with two changes from plain moto, both through
 `moto_seam`:
-Lambda invocations run in local worker processes (scones.local.emulator.lambda_runner) and Step
-Functions executes state machines. moto's Step Functions interpreter calls Lambda at
+Lambda invocations run in local worker processes (scones.local.emulator.lambda_runner), Step
+Functions executes state machines, and SageMaker endpoints are real model server processes
+(scones.local.emulator.sagemaker_endpoints) that InvokeEndpoint on this same URL reaches
+(scones.local.emulator.sagemaker_runtime). moto's Step Functions interpreter calls Lambda at
 `localhost:$MOTO_PORT`, so MOTO_PORT is set to the port actually bound.
 """
 from __future__ import annotations
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from scones.local.emulator import moto_seam
 from scones.local.emulator.lambda_runner import DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
+from scones.local.emulator.sagemaker_endpoints import EndpointControlPlane
+from scones.local.emulator.sagemaker_runtime import RuntimeRouter
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -32,6 +36,9 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
     scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
     runner = ProcessLambdaRunner(f"http://{host}:{bound_port}", scratch, max_workers_per_function=max_workers)
     uninstall = moto_seam.install_lambda_invoker(runner)
+    plane = EndpointControlPlane(f"http://{host}:{bound_port}", scratch / "sagemaker")
+    uninstall_plane = moto_seam.install_sagemaker_control_plane(plane)
+    server.app = RuntimeRouter(server.app, plane, moto_seam.default_account_id())
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     print(f"moto_host ready on http://{host}:{bound_port} (Lambda work dir {scratch})", flush=True)
     try:
@@ -40,6 +47,8 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
         pass
     finally:
         server.server_close()
+        plane.close()
+        uninstall_plane()
         uninstall()
         runner.close()
         if work_dir is None:
@@ -49,7 +58,8 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m scones.local.emulator.moto_host",
-        description="moto server with Lambda functions run as local processes and Step Functions execution on.",
+        description="moto server with Lambda functions run as local processes, Step Functions execution on, "
+        "and SageMaker endpoints served by real model server processes.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port to bind; 0 picks a free one (default 5000)")
