@@ -1,7 +1,8 @@
 """The model behind the server: the artifact's own inference.py, loaded as AWS's container loads it.
 
-The server adds nothing to the serving behaviour: input_fn per request, one predict_fn per
-batch, output_fn per request. Errors are sorted into the client's fault (the handlers'
+The server adds nothing to the serving behaviour: input_fn per request (`decode`, run as the
+request arrives, overlapping the previous batch's forward pass), one predict_fn per batch,
+output_fn per request (`run_decoded`). Errors are sorted into the client's fault (the handlers'
 ValueErrors) and the model's fault (anything else), which the HTTP layer maps to
 ValidationError and ModelError.
 """
@@ -28,6 +29,15 @@ class InvocationRequest:
     body: bytes
     content_type: str
     accept: str
+
+
+@dataclass(frozen=True)
+class DecodedRequest:
+    """A request after input_fn: its tensor, or the error that input_fn raised."""
+
+    request: InvocationRequest
+    tensor: torch.Tensor | None
+    error: Exception | None
 
 
 @dataclass(frozen=True)
@@ -121,27 +131,32 @@ class ModelRunner:
             self.model_path, device, time.perf_counter() - started, list(model.class_names),
         )
 
+    def decode(self, request: InvocationRequest) -> DecodedRequest:
+        """input_fn for one request (run while another batch is in predict_fn); errors kept, not raised."""
+        handlers = self.handlers
+        if handlers is None:
+            return DecodedRequest(request, None, ModelNotReady("the model is still loading; retry shortly"))
+        try:
+            return DecodedRequest(request, handlers.input_fn(request.body, request.content_type), None)
+        except ValueError as error:
+            return DecodedRequest(request, None, InvalidInvocation(str(error)))
+        except Exception as error:
+            return DecodedRequest(request, None, ModelFailure(f"input_fn failed: {type(error).__name__}: {error}"))
+
     def run_batch(self, requests: list[InvocationRequest]) -> list[InvocationResponse | Exception]:
         """input_fn each request, one predict_fn for all that decoded, output_fn each row."""
+        return self.run_decoded([self.decode(request) for request in requests])
+
+    def run_decoded(self, batch: list[DecodedRequest]) -> list[InvocationResponse | Exception]:
+        """One predict_fn for every decoded request of the batch, output_fn each row."""
         handlers, model = self.handlers, self.model
-        if handlers is None:
-            return [ModelNotReady("the model is still loading; retry shortly")] * len(requests)
-        results: list[InvocationResponse | Exception] = [ModelFailure("not run")] * len(requests)
-        inputs: list[torch.Tensor] = []
-        decoded: list[int] = []
-        for index, request in enumerate(requests):
-            try:
-                inputs.append(handlers.input_fn(request.body, request.content_type))
-                decoded.append(index)
-            except ValueError as error:
-                results[index] = InvalidInvocation(str(error))
-            except Exception as error:
-                results[index] = ModelFailure(f"input_fn failed: {type(error).__name__}: {error}")
-        if not decoded:
+        results: list[InvocationResponse | Exception] = [item.error or ModelFailure("not run") for item in batch]
+        decoded = [index for index, item in enumerate(batch) if item.error is None and item.tensor is not None]
+        if handlers is None or not decoded:
             return results
         try:
             with torch.inference_mode():
-                predictions = handlers.predict_fn(torch.cat(inputs), model)
+                predictions = handlers.predict_fn(torch.cat([batch[i].tensor for i in decoded]), model)
         except Exception as error:
             failure = ModelFailure(f"predict_fn failed: {type(error).__name__}: {error}")
             for index in decoded:
@@ -149,7 +164,7 @@ class ModelRunner:
             return results
         for row, index in enumerate(decoded):
             try:
-                body, content_type = handlers.output_fn(predictions[row], requests[index].accept)
+                body, content_type = handlers.output_fn(predictions[row], batch[index].request.accept)
                 results[index] = InvocationResponse(body, content_type)
             except ValueError as error:
                 results[index] = InvalidInvocation(str(error))
