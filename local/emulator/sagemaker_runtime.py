@@ -136,4 +136,4 @@ def _json(start_response: StartResponse, status: int, document: Any, headers: tu
 
 def _error(start_response: StartResponse, code: str, status: int, message: str) -> list[bytes]:
     """AWS's error shape for the Runtime API: code in x-amzn-ErrorType, JSON message."""
-    return _json(start_response, status, {"message": message}, [("x-amzn-ErrorType", code)])
+    return _json(start_response, status, {"message": message}, (("x-amzn-ErrorType", code),))

@@ -152,11 +152,12 @@ class ModelRunner:
         handlers, model = self.handlers, self.model
         results: list[InvocationResponse | Exception] = [item.error or ModelFailure("not run") for item in batch]
         decoded = [index for index, item in enumerate(batch) if item.error is None and item.tensor is not None]
+        tensors = [tensor for tensor in (batch[index].tensor for index in decoded) if tensor is not None]
         if handlers is None or not decoded:
             return results
         try:
             with torch.inference_mode():
-                predictions = handlers.predict_fn(torch.cat([batch[i].tensor for i in decoded]), model)
+                predictions = handlers.predict_fn(torch.cat(tensors), model)
         except Exception as error:
             failure = ModelFailure(f"predict_fn failed: {type(error).__name__}: {error}")
             for index in decoded:
