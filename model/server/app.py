@@ -93,7 +93,8 @@ def create_app(
     decode_threads: int = 1,
 ) -> ASGIApp:
     # input_fn runs here as requests arrive, while the batcher's thread runs the previous batch's predict_fn.
-    decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+    decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode",
+                                 initializer=runner.init_decode_thread)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -49,7 +49,7 @@ class DynamicBatcher(Generic[Item, Result]):
     """
 
     def __init__(self, handle_batch: BatchHandler, max_batch_size: int = 32, max_batch_delay_ms: float = 5.0,
-                 max_queue_size: int = 256) -> None:
+                 max_queue_size: int = 256, worker_initializer: Callable[[], None] | None = None) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
         if max_queue_size < 1:
@@ -64,7 +64,7 @@ class DynamicBatcher(Generic[Item, Result]):
         self._queue: asyncio.Queue[_Pending[Item, Result]] | None = None
         self._arriving = 0  # requests announced by `expecting()` but not yet submitted
         self._last_batch_size = 1  # the clients of the last batch are likely to come back together
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict", initializer=worker_initializer)
         self._collector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

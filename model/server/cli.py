@@ -74,7 +74,7 @@ def serve(
     runner = ModelRunner(model_path, device=device, load_delay_s=load_delay_s)
     batcher: DynamicBatcher[DecodedRequest, InvocationResponse] = DynamicBatcher(
         runner.run_decoded, max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms,
-        max_queue_size=max_queue_size,
+        max_queue_size=max_queue_size, worker_initializer=runner.init_predict_thread,
     )
     app = create_app(runner, batcher, endpoint_name, variant=variant, capture=capture, decode_threads=decode_threads)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=10)

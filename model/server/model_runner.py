@@ -83,6 +83,15 @@ class ModelRunner:
         self.load_error: str | None = None
         self._ready = threading.Event()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.torch_threads = torch.get_num_threads()
+
+    def init_decode_thread(self) -> None:
+        """input_fn's small tensor ops run single-threaded: a second OpenMP team would fight predict_fn's."""
+        torch.set_num_threads(1)
+
+    def init_predict_thread(self) -> None:
+        """predict_fn keeps every intra-op thread (set_num_threads also changes the default for new threads)."""
+        torch.set_num_threads(self.torch_threads)
 
     @property
     def ready(self) -> bool:
