@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from scones.local.emulator.lambda_sandbox import ensure_runtime
 from scones.model.artifact import InvalidArtifact, artifact_class_names
 from scones.model.config import FAKE_CREDENTIALS, Settings
 from scones.local.stacks.state import StackNotRunning, StackState, load_state, new_state, remove_state, save_state
@@ -138,7 +139,7 @@ def _is_ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    return any(marker in cmdline for marker in (b"scones.local.emulator.moto_host", b"scones.model.server", b"lambda_worker.py"))
+    return any(marker in cmdline for marker in (b"scones.local.emulator.moto_host", b"scones.model.server", b"awslambdaric"))
 
 
 def stop_process_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> bool:
@@ -183,6 +184,7 @@ def http_answers(url: str, expect_status: int | None = None) -> bool:
 
 def start_moto_host(log_path: Path, region: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """`python -m scones.local.emulator.moto_host` on a free port; returns (process, URL) once it answers."""
+    ensure_runtime(progress=True)  # built once (about 20 s), before moto's ready timeout starts
     port = port or free_port()
     url = f"http://{HOST}:{port}"
     argv = [sys.executable, "-m", "scones.local.emulator.moto_host", "--host", HOST, "--port", str(port)]

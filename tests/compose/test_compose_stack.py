@@ -38,10 +38,10 @@ def test_state_file_points_the_host_at_the_stack(compose_stack) -> None:
 
 def test_images_run_through_the_real_workflow(compose_stack) -> None:
     s3 = compose_stack.client("s3")
-    s3.put_object(Bucket=compose_stack.bucket, Key="incoming/red.png", Body=_png((200, 30, 30)))
+    s3.put_object(Bucket=compose_stack.bucket, Key="uploads/red.png", Body=_png((200, 30, 30)))
     refs = [
-        ImageRef("red.png", compose_stack.bucket, "incoming/red.png"),
-        ImageRef("missing.png", compose_stack.bucket, "incoming/missing.png"),
+        ImageRef("red.png", compose_stack.bucket, "uploads/red.png"),
+        ImageRef("missing.png", compose_stack.bucket, "uploads/missing.png"),
     ]
     red, missing = run_images(compose_stack.client("stepfunctions"), compose_stack.state_machine_arn, refs,
                               timeout_s=600)
