@@ -173,6 +173,11 @@ def deploy_endpoint(
         sm.update_endpoint(EndpointName=spec.endpoint_name, EndpointConfigName=config)
         changes.append(f"shifted endpoint {spec.endpoint_name} to {config}")
     endpoint = wait_in_service(sm, spec.endpoint_name, on_status=on_status, poll_s=poll_s, timeout_s=timeout_s)
+    if endpoint["EndpointConfigName"] != config:  # a failed update leaves the old fleet serving
+        raise EndpointFailed(
+            f"endpoint {spec.endpoint_name} still serves {endpoint['EndpointConfigName']}, not {config}: "
+            f"{endpoint.get('FailureReason', 'no reason given')}"
+        )
     changes += prune_superseded(sm, spec.endpoint_name, spec.stack_name, keep_config=config, keep_model=model)
     return EndpointDeployment(spec.endpoint_name, endpoint["EndpointArn"], model, config, tuple(changes))
 

@@ -1,11 +1,16 @@
 """`scones up`, `scones status`, `scones down`: the embedded stack from the command line."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from scones.model.config import load_settings
+
+if TYPE_CHECKING:
+    from scones.local.stacks.state import StackState
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,8 +27,9 @@ from scones.model.config import load_settings
 @click.option("--gpu", is_flag=True, help="With --compose: give the model container the NVIDIA GPU.")
 def up(model_path: Path | None, threshold: float | None, region: str | None, compose: bool, emulator: str,
        gpu: bool) -> None:
-    """Start the embedded stack: a moto server (S3, Lambda, Step Functions, Logs) running the
-    Lambdas as local processes, and the model server; then deploy the workflow.
+    """Start the embedded stack: a moto server (S3, Lambda, Step Functions, Logs, SageMaker) running
+    the Lambdas and the SageMaker endpoint's model server as local processes; then deploy the
+    workflow and the endpoint with the same calls `scripts/promote.sh` makes on AWS.
 
     Everything binds 127.0.0.1 on free ports; logs go to $SCONES_HOME/logs. Stop it with
     `scones down`.
@@ -43,15 +49,15 @@ def up(model_path: Path | None, threshold: float | None, region: str | None, com
     state = started.state
     click.secho(f"stack '{state.stack_name}' ready in {started.seconds_to_ready:.1f} s", fg="green")
     click.echo(f"  AWS endpoint (moto):   {state.aws_endpoint_url}")
-    click.echo(f"  model server:          {state.model_server_url}  (endpoint {state.endpoint_name})")
+    click.echo(f"  SageMaker endpoint:    {state.endpoint_name}  (InvokeEndpoint on the AWS endpoint above)")
     click.echo(f"  bucket:                s3://{state.bucket}")
     click.echo(f"  state machine:         {state.state_machine_arn}")
     click.echo(f"  threshold:             {state.threshold}   classes: {', '.join(state.class_names)}")
     click.echo(f"  logs:                  {settings.home / 'logs'}")
     click.echo("\nTo use it from boto3 or the AWS CLI in this shell:")
     click.echo(f"  export AWS_ENDPOINT_URL={state.aws_endpoint_url}")
-    click.echo(f"  export AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={state.model_server_url}")
-    click.echo(f"  export AWS_REGION={state.region} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+    click.echo(f"  export AWS_REGION={state.region} AWS_DEFAULT_REGION={state.region}")
+    click.echo("  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
     click.echo("\nClassify images with `scones classify IMAGE...`; stop with `scones down`.")
 
 
@@ -101,12 +107,32 @@ def status() -> None:
     if state.model_server_url:
         ok = http_answers(f"{state.model_server_url}/ping", 200)
         row("model server", f"{state.model_server_url} ({state.endpoint_name})", ok, "ping 200" if ok else "no ping")
+    if state.target == "embedded":
+        _endpoint_rows(state, row)
     table.add_row("bucket", f"s3://{state.bucket}", "")
     table.add_row("state machine", state.state_machine_arn, "")
     table.add_row("threshold", str(state.threshold), "")
     Console().print(table)
     if not healthy:
         raise click.ClickException("the stack is not healthy; see the logs in " + str(settings.home / "logs"))
+
+
+def _endpoint_rows(state: StackState, row: Callable[[str, str, bool, str], None]) -> None:
+    """One row per SageMaker endpoint of the embedded stack, and one per model server behind it."""
+    from scones.local.stacks.embedded import endpoint_servers, http_answers
+
+    try:
+        endpoints = endpoint_servers(state)
+    except (OSError, ValueError) as error:
+        row("SageMaker endpoints", state.aws_endpoint_url or "", False, f"unknown: {error}")
+        return
+    for endpoint in endpoints:
+        status = endpoint["EndpointStatus"]
+        row(f"endpoint {endpoint['EndpointName']}", "SageMaker", status == "InService", status)
+        for server in endpoint["servers"]:
+            ok = http_answers(f"{server['url']}/ping", 200)
+            row(f"  model server {server['variant']}", f"{server['url']} (pid {server['pid']})", ok,
+                "ping 200" if ok else "no ping")  # fmt: skip
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

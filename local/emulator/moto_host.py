@@ -8,6 +8,8 @@ API, scones.local.emulator.lambda_runner) and Step Functions executes state mach
 in-process, JSONata, S3 → EventBridge triggers: `moto_seam.install_step_functions`, loaded in the
 background while requests other than /moto-api wait for it). MOTO_PORT is set to the port actually
 bound (other service tasks call it).
+SageMaker endpoints are real model server processes (scones.local.emulator.sagemaker_endpoints)
+that InvokeEndpoint on this same URL reaches (scones.local.emulator.sagemaker_runtime).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from typing import Any
 
 from scones.local.emulator import moto_seam
 from scones.local.emulator.lambda_runner import DEFAULT_MAX_QUEUED_PER_FUNCTION, DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
+from scones.local.emulator.sagemaker_endpoints import EndpointControlPlane
+from scones.local.emulator.sagemaker_runtime import RuntimeRouter
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
@@ -62,6 +66,9 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
     scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
     runner = ProcessLambdaRunner(f"http://{host}:{bound_port}", scratch, max_workers_per_function=max_workers)
     uninstall = moto_seam.install_lambda_invoker(runner)
+    plane = EndpointControlPlane(f"http://{host}:{bound_port}", scratch / "sagemaker")
+    uninstall_plane = moto_seam.install_sagemaker_control_plane(plane)
+    server.app = RuntimeRouter(server.app, plane, moto_seam.default_account_id())
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     print(f"moto_host ready on http://{host}:{bound_port} (Lambda work dir {scratch})", flush=True)
     try:
@@ -70,6 +77,8 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
         pass
     finally:
         server.server_close()
+        plane.close()
+        uninstall_plane()
         uninstall()
         runner.close()
         if work_dir is None:
@@ -79,7 +88,8 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m scones.local.emulator.moto_host",
-        description="moto server with Lambda functions run as local processes and Step Functions execution on.",
+        description="moto server with Lambda functions run as local processes, Step Functions execution on, "
+        "and SageMaker endpoints served by real model server processes.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port to bind; 0 picks a free one (default 5000)")

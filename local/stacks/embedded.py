@@ -1,11 +1,14 @@
-"""The embedded stack: a moto server (Lambda as local processes) and the model server, no Docker.
+"""The embedded stack: a moto server (Lambdas and SageMaker endpoints as local processes), no Docker.
 
-`start_stack` starts both as background processes in their own sessions (so `stop_stack` can
-end each with everything it spawned), waits until they answer, deploys the workflow with the
-same `deploy_stack` that LocalStack and AWS use, and records the result in the state file.
+`start_stack` starts the moto host as a background process in its own session (so `stop_stack`
+ends it with everything it spawned: Lambda workers and the endpoints' model servers), waits
+until it answers, then promotes the model to it with the same `promote_stack` that
+scripts/promote.sh runs against AWS (workflow, model in S3, SageMaker Model, EndpointConfig and
+Endpoint), and records the result in the state file.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -25,10 +28,11 @@ from scones.local.stacks.state import StackNotRunning, StackState, load_state, n
 
 HOST = "127.0.0.1"
 MOTO_READY_TIMEOUT_S = 60.0
-MODEL_READY_TIMEOUT_S = 180.0  # importing torch and loading the model on two busy cores
+ENDPOINT_POLL_S = 0.2  # a local endpoint is InService in seconds, not minutes
+LOCAL_INSTANCE_TYPE = "ml.m5.large"  # recorded only: the endpoint is a process on this machine
+ENDPOINTS_ADMIN = "/_scones/sagemaker/endpoints"  # the moto host's view of its endpoint servers
 STOP_TIMEOUT_S = 10.0
 MOTO_PROCESS = "moto"
-MODEL_PROCESS = "model_server"
 
 
 class StackStartError(RuntimeError):
@@ -189,15 +193,6 @@ def start_moto_host(log_path: Path, region: str, port: int | None = None) -> tup
     return process, url
 
 
-def _spawn_model_server(model_path: Path, port: int, *, endpoint_name: str, bucket: str,
-                        aws_endpoint_url: str, region: str, log_path: Path) -> subprocess.Popen:
-    argv = [
-        sys.executable, "-m", "scones.model.server", "--model", str(model_path), "--host", HOST, "--port", str(port),
-        "--endpoint-name", endpoint_name, "--capture-s3-uri", f"s3://{bucket}/capture", "--capture-percent", "100",
-    ]  # fmt: skip
-    return spawn(argv, log_path, child_environment(aws_endpoint_url, region))
-
-
 def model_class_names(model_path: Path) -> list[str]:
     """class_names of a model.tar.gz or an extracted model dir, as ModelNotFound when it is neither."""
     try:
@@ -235,8 +230,8 @@ def running_state(settings: Settings) -> StackState | None:
 def start_stack(
     settings: Settings, model_path: Path, threshold: float | None = None, region: str | None = None
 ) -> StartedStack:
-    """Start moto and the model server, deploy the workflow, record and return the StackState."""
-    from scones.local.deploy.stack import StackConfig, deploy_stack
+    """Start the moto host, promote the model and workflow to it, record and return the StackState."""
+    from scones.local.aws.promote import PromoteRequest, promote_stack
 
     existing = running_state(settings)
     if existing is not None:
@@ -251,36 +246,23 @@ def start_stack(
     region = region or settings.region
     threshold = settings.threshold if threshold is None else threshold
     started = time.monotonic()
-    logs = logs_dir(settings)
-
-    moto_port, model_port = free_port(), free_port()
-    aws_url, model_url = f"http://{HOST}:{moto_port}", f"http://{HOST}:{model_port}"
-    processes: dict[str, subprocess.Popen] = {}
+    process: subprocess.Popen | None = None
     try:
-        # The model server (slow: torch) starts while moto does.
-        processes[MODEL_PROCESS] = _spawn_model_server(
-            model_path, model_port, endpoint_name=settings.endpoint_name, bucket=settings.bucket,
-            aws_endpoint_url=aws_url, region=region, log_path=logs / "model-server.log",
-        )  # fmt: skip
-        processes[MOTO_PROCESS], _ = start_moto_host(logs / "moto.log", region, moto_port)
+        process, aws_url = start_moto_host(logs_dir(settings) / "moto.log", region)
         state = new_state(
-            settings, "embedded", class_names=class_names, aws_endpoint_url=aws_url, model_server_url=model_url,
-            region=region, threshold=threshold, processes={name: p.pid for name, p in processes.items()},
-            model_path=str(model_path),
+            settings, "embedded", class_names=class_names, aws_endpoint_url=aws_url, model_server_url=None,
+            region=region, threshold=threshold, processes={MOTO_PROCESS: process.pid}, model_path=str(model_path),
         )  # fmt: skip
         save_state(settings, state)  # recorded before deploying, so `scones down` can clean up a failed start
-        config = StackConfig(
-            stack_name=settings.stack_name, bucket=settings.bucket, endpoint_name=settings.endpoint_name,
-            class_names=tuple(class_names), threshold=threshold,
-            lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url},
+        request = PromoteRequest(
+            model=str(model_path), bucket=settings.bucket, stack_name=settings.stack_name,
+            endpoint_name=settings.endpoint_name, instance_type=LOCAL_INSTANCE_TYPE, threshold=threshold,
         )  # fmt: skip
-        outputs = deploy_stack(state.boto3_session(), config)  # while the model server loads
-        wait_ready("model server", processes[MODEL_PROCESS], logs / "model-server.log",
-                   lambda: http_answers(f"{model_url}/ping", 200), MODEL_READY_TIMEOUT_S)  # fmt: skip
-        state = replace(state, bucket=outputs.bucket, state_machine_arn=outputs.state_machine_arn)
+        result = promote_stack(state.boto3_session(), request, poll_s=ENDPOINT_POLL_S)
+        state = replace(state, state_machine_arn=result.state_machine_arn)
         save_state(settings, state)
     except BaseException:
-        for process in processes.values():
+        if process is not None:
             stop_process_group(process.pid)
         remove_state(settings)
         raise
@@ -293,8 +275,9 @@ def stop_stack(settings: Settings) -> list[str]:
     if state.target != "embedded":
         raise StackStartError(f"the recorded stack is a {state.target} stack: stop it with "
                               + ("`docker compose down`" if state.target == "compose" else "`scones teardown`"))
+    urls = [state.aws_endpoint_url, state.model_server_url, *_endpoint_server_urls(state)]
     stopped = [name for name, pid in state.processes.items() if stop_process_group(pid)]
-    busy = [url for url in (state.aws_endpoint_url, state.model_server_url) if url and _still_listening(url)]
+    busy = [url for url in urls if url and _still_listening(url)]
     remove_state(settings)
     if busy:
         raise StackStartError(f"stopped {stopped} but something still listens on {busy}")
@@ -310,35 +293,35 @@ def _still_listening(url: str, grace_s: float = 5.0) -> bool:
     return False
 
 
-def stop_model_server(settings: Settings) -> None:
-    """Stop only the model server of the running stack (moto and the Lambdas keep running)."""
+def endpoint_servers(state: StackState) -> list[dict]:
+    """The moto host's endpoints with their model servers (status, url, pid per variant)."""
+    with urllib.request.urlopen(f"{state.aws_endpoint_url}{ENDPOINTS_ADMIN}", timeout=5) as response:
+        return json.loads(response.read())["Endpoints"]
+
+
+def _endpoint_server_urls(state: StackState) -> list[str]:
+    """The endpoints' model server URLs, if the moto host still answers (checked free after a stop)."""
+    try:
+        return [server["url"] for endpoint in endpoint_servers(state) for server in endpoint["servers"]]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def _endpoint_action(settings: Settings, action: str, timeout_s: float) -> StackState:
     state = load_state(settings)
-    pid = state.processes.pop(MODEL_PROCESS, None)
-    if pid is not None:
-        stop_process_group(pid)
-    if state.model_server_url and _still_listening(state.model_server_url):
-        raise StackStartError(f"the model server's port is still busy: {state.model_server_url}")
-    save_state(settings, state)
+    if state.target != "embedded" or not state.aws_endpoint_url:
+        raise StackNotRunning(f"{settings.state_file} does not describe an embedded stack")
+    url = f"{state.aws_endpoint_url}{ENDPOINTS_ADMIN}/{state.endpoint_name}/{action}"
+    with urllib.request.urlopen(urllib.request.Request(url, data=b"", method="POST"), timeout=timeout_s) as response:
+        response.read()
+    return state
+
+
+def stop_model_server(settings: Settings) -> None:
+    """Stop the endpoint's model server (as if its instance failed); it flushes its data capture first."""
+    _endpoint_action(settings, "stop-servers", timeout_s=60)
 
 
 def start_model_server(settings: Settings) -> StackState:
-    """Start the model server again on the same URL the Lambdas were deployed with."""
-    state = load_state(settings)
-    if MODEL_PROCESS in state.processes and process_alive(state.processes[MODEL_PROCESS]):
-        return state
-    if not (state.model_path and state.model_server_url and state.aws_endpoint_url):
-        raise StackNotRunning(f"{settings.state_file} does not describe an embedded stack with a model server")
-    log_path = logs_dir(settings) / "model-server.log"
-    process = _spawn_model_server(
-        Path(state.model_path), _port_of(state.model_server_url), endpoint_name=state.endpoint_name,
-        bucket=state.bucket, aws_endpoint_url=state.aws_endpoint_url, region=state.region, log_path=log_path,
-    )  # fmt: skip
-    try:
-        wait_ready("model server", process, log_path, lambda: http_answers(f"{state.model_server_url}/ping", 200),
-                   MODEL_READY_TIMEOUT_S)  # fmt: skip
-    except BaseException:
-        stop_process_group(process.pid)
-        raise
-    state.processes[MODEL_PROCESS] = process.pid
-    save_state(settings, state)
-    return state
+    """Replace the endpoint's model server with a new one; returns once it answers /ping."""
+    return _endpoint_action(settings, "restart-servers", timeout_s=240)

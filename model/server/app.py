@@ -5,9 +5,11 @@ Errors are translated here and only here: code in the `x-amzn-ErrorType` header 
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,11 +20,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .batching import DynamicBatcher
+from .batching import DynamicBatcher, QueueFull
 from .capture import DataCapture
 from .model_runner import (
-    InvalidInvocation, InvocationRequest, InvocationResponse, ModelFailure, ModelNotReady, ModelRunner,
-    ModelUnavailable,
+    DecodedRequest, InvalidInvocation, InvocationRequest, InvocationResponse, ModelFailure, ModelNotReady,
+    ModelRunner, ModelUnavailable,
 )
 
 MAX_PAYLOAD_BYTES = 6_291_456  # SageMaker real-time endpoints refuse larger bodies
@@ -54,7 +56,7 @@ def translate_error(error: Exception) -> Response:
         return aws_error("ValidationError", 400, str(error))
     if isinstance(error, ModelNotReady):
         return aws_error("ModelNotReadyException", 429, str(error))
-    if isinstance(error, ModelUnavailable):
+    if isinstance(error, (ModelUnavailable, QueueFull)):
         return aws_error("ServiceUnavailable", 503, str(error))
     if isinstance(error, ModelFailure):
         original = str(error)
@@ -83,12 +85,17 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 def create_app(
     runner: ModelRunner,
-    batcher: DynamicBatcher[InvocationRequest, InvocationResponse],
+    batcher: DynamicBatcher[DecodedRequest, InvocationResponse],
     endpoint_name: str,
     variant: str = "AllTraffic",
     capture: DataCapture | None = None,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
+    decode_threads: int = 1,
 ) -> ASGIApp:
+    # input_fn runs here as requests arrive, while the batcher's thread runs the previous batch's predict_fn.
+    decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode",
+                                 initializer=runner.init_decode_thread)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await batcher.start()
@@ -99,6 +106,7 @@ def create_app(
             yield
         finally:
             await batcher.stop()
+            decoder.shutdown(wait=True)
             if capture is not None:
                 capture.stop()
             runner.close()
@@ -125,12 +133,14 @@ def create_app(
     async def run_invocation(request: Request) -> Response:
         inference_id = request.headers.get(INFERENCE_ID_HEADER)
         request.state.inference_id = inference_id
-        runner.check_available()
-        with batcher.expecting():
-            body = await read_limited_body(request, max_payload_bytes)
-        content_type = request.headers.get("content-type", "application/octet-stream")
-        invocation = InvocationRequest(body, content_type, request.headers.get("accept", "*/*"))
-        result, batch_size = await batcher.submit(invocation)
+        with batcher.admitted():
+            runner.check_available()
+            with batcher.expecting():
+                body = await read_limited_body(request, max_payload_bytes)
+                content_type = request.headers.get("content-type", "application/octet-stream")
+                invocation = InvocationRequest(body, content_type, request.headers.get("accept", "*/*"))
+                decoded = await asyncio.get_running_loop().run_in_executor(decoder, runner.decode, invocation)
+            result, batch_size = await batcher.submit(decoded)
         request.state.batch_size = batch_size
         if capture is not None:
             capture.record(body, content_type, result.body, result.content_type, inference_id)

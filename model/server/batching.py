@@ -5,6 +5,10 @@ a batch is dispatched when it is full, when the delay since its first request ha
 at once when no other request is on its way and it is as large as the last batch (so a lone
 client never waits for the delay, and clients answered together, coming back a few at a time,
 are gathered again instead of being split into a small batch and a large one).
+
+The queue is bounded: beyond `max_queue_size` requests admitted and not yet answered, a new one
+is refused at once with `QueueFull` (the server answers 503 ServiceUnavailable, which botocore
+retries with backoff) instead of waiting in a queue that only grows under overload.
 """
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ class BatcherClosed(RuntimeError):
     """The server is shutting down and takes no more work."""
 
 
+class QueueFull(RuntimeError):
+    """More requests are waiting than the server is configured to hold."""
+
+
 class DynamicBatcher(Generic[Item, Result]):
     """Gathers submitted items into batches for `handle_batch`, called in one worker thread.
 
@@ -40,18 +48,23 @@ class DynamicBatcher(Generic[Item, Result]):
     its own item, and an exception raised by `handle_batch` itself fails the whole batch.
     """
 
-    def __init__(self, handle_batch: BatchHandler, max_batch_size: int = 32, max_batch_delay_ms: float = 5.0) -> None:
+    def __init__(self, handle_batch: BatchHandler, max_batch_size: int = 32, max_batch_delay_ms: float = 5.0,
+                 max_queue_size: int = 256, worker_initializer: Callable[[], None] | None = None) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
+        if max_queue_size < 1:
+            raise ValueError(f"max_queue_size must be >= 1, got {max_queue_size}")
         if max_batch_delay_ms < 0:
             raise ValueError(f"max_batch_delay_ms must be >= 0, got {max_batch_delay_ms}")
         self.handle_batch = handle_batch
         self.max_batch_size = max_batch_size
         self.max_batch_delay_s = max_batch_delay_ms / 1000
+        self.max_queue_size = max_queue_size
+        self._admitted = 0  # requests inside `admitted()`: arriving, queued or running
         self._queue: asyncio.Queue[_Pending[Item, Result]] | None = None
         self._arriving = 0  # requests announced by `expecting()` but not yet submitted
         self._last_batch_size = 1  # the clients of the last batch are likely to come back together
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict", initializer=worker_initializer)
         self._collector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -65,6 +78,17 @@ class DynamicBatcher(Generic[Item, Result]):
                 await self._collector
             self._collector = None
         self._worker.shutdown(wait=True)
+
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold a place in the bounded queue for one request, from arrival to answer; QueueFull if none is left."""
+        if self._admitted >= self.max_queue_size:
+            raise QueueFull(f"{self._admitted} requests are already waiting (limit {self.max_queue_size}); retry shortly")
+        self._admitted += 1
+        try:
+            yield
+        finally:
+            self._admitted -= 1
 
     @contextmanager
     def expecting(self) -> Iterator[None]:

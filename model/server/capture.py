@@ -1,7 +1,8 @@
 """Data capture as SageMaker Model Monitor writes it: sampled JSON Lines records in S3.
 
-Records are buffered in memory and written by a background thread (when the buffer is big
-enough, every few seconds, and at shutdown), so capturing never slows a response. Keys follow
+Invocations are buffered in memory as they are (bytes, not yet base64 or JSON) and encoded and
+written by a background thread (when the buffer is big enough, every few seconds, and at
+shutdown), so capturing costs the event loop one list append per response. Keys follow
 SageMaker's layout, s3://bucket/prefix/{endpoint}/{variant}/yyyy/mm/dd/hh/mm-ss-ms-{uuid}.jsonl,
 grouped by the hour of each record's inference time. S3 goes through boto3, so
 AWS_ENDPOINT_URL retargets it at moto or LocalStack.
@@ -72,6 +73,24 @@ def capture_record(
     }
 
 
+@dataclass(frozen=True)
+class _Captured:
+    """One sampled invocation, kept raw until the writer thread encodes it."""
+
+    when: datetime
+    input_body: bytes
+    input_content_type: str
+    output_body: bytes
+    output_content_type: str
+    inference_id: str | None
+
+    def line(self) -> str:
+        return json.dumps(capture_record(
+            self.input_body, self.input_content_type, self.output_body, self.output_content_type,
+            event_id=self.inference_id or str(uuid.uuid4()), inference_id=self.inference_id, inference_time=self.when,
+        ))  # fmt: skip
+
+
 class DataCapture:
     """Samples invocations and writes them to S3 in the background."""
 
@@ -89,7 +108,7 @@ class DataCapture:
         self.flush_interval_s = flush_interval_s
         self.flush_at_records = flush_at_records
         self.s3 = s3_client or boto3.client("s3")
-        self._buffer: list[tuple[datetime, str]] = []
+        self._buffer: list[_Captured] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -112,16 +131,13 @@ class DataCapture:
         self, input_body: bytes, input_content_type: str, output_body: bytes, output_content_type: str,
         inference_id: str | None = None,
     ) -> None:
-        """Buffer one invocation if it is sampled; cheap enough to call on the event loop."""
+        """Buffer one invocation if it is sampled; encoding waits for the writer thread."""
         if not self.sampled():
             return
-        now = datetime.now(timezone.utc)
-        line = json.dumps(capture_record(
-            input_body, input_content_type, output_body, output_content_type,
-            event_id=inference_id or str(uuid.uuid4()), inference_id=inference_id, inference_time=now,
-        ))
+        captured = _Captured(datetime.now(timezone.utc), input_body, input_content_type, output_body,
+                             output_content_type, inference_id)  # fmt: skip
         with self._lock:
-            self._buffer.append((now, line))
+            self._buffer.append(captured)
             full = len(self._buffer) >= self.flush_at_records
         if full:
             self._wake.set()
@@ -131,8 +147,8 @@ class DataCapture:
         with self._lock:
             pending, self._buffer = self._buffer, []
         by_hour: dict[str, list[tuple[datetime, str]]] = {}
-        for when, line in pending:
-            by_hour.setdefault(when.strftime("%Y/%m/%d/%H"), []).append((when, line))
+        for captured in pending:
+            by_hour.setdefault(captured.when.strftime("%Y/%m/%d/%H"), []).append((captured.when, captured.line()))
         written = 0
         for hour, records in by_hour.items():
             key = self.object_key(hour, records[0][0])

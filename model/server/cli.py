@@ -31,6 +31,10 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
               help="Most requests answered by one predict_fn call.")
 @click.option("--max-batch-delay-ms", default=5.0, show_default=True, type=click.FloatRange(min=0),
               help="Longest a batch waits to fill while more requests are arriving.")
+@click.option("--max-queue-size", default=256, show_default=True, type=click.IntRange(min=1),
+              help="Requests held (arriving, queued or running) before new ones get 503 ServiceUnavailable.")
+@click.option("--decode-threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Threads running input_fn while the previous batch is in predict_fn.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto picks CUDA when present.")
 @click.option("--capture-s3-uri", default=None,
@@ -43,7 +47,7 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     model_path: Path, host: str, port: int, endpoint_name: str, variant: str, max_batch_size: int,
-    max_batch_delay_ms: float, device: str, capture_s3_uri: str | None, capture_percent: float,
+    max_batch_delay_ms: float, max_queue_size: int, decode_threads: int, device: str, capture_s3_uri: str | None, capture_percent: float,
     load_delay_s: float, log_level: str,
 ) -> None:
     """Serve a model.tar.gz with SageMaker's container and Runtime API contracts.
@@ -57,7 +61,7 @@ def serve(
     from .app import create_app
     from .batching import DynamicBatcher
     from .capture import CaptureDestination, DataCapture, InvalidCaptureDestination
-    from .model_runner import InvocationRequest, InvocationResponse, ModelRunner
+    from .model_runner import DecodedRequest, InvocationResponse, ModelRunner
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
     capture = None
@@ -68,6 +72,9 @@ def serve(
             raise click.BadParameter(str(error), param_hint="--capture-s3-uri") from error
         capture = DataCapture(destination, endpoint_name, variant, percent=capture_percent)
     runner = ModelRunner(model_path, device=device, load_delay_s=load_delay_s)
-    batcher: DynamicBatcher[InvocationRequest, InvocationResponse] = DynamicBatcher(runner.run_batch, max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms)
-    app = create_app(runner, batcher, endpoint_name, variant=variant, capture=capture)
+    batcher: DynamicBatcher[DecodedRequest, InvocationResponse] = DynamicBatcher(
+        runner.run_decoded, max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms,
+        max_queue_size=max_queue_size, worker_initializer=runner.init_predict_thread,
+    )
+    app = create_app(runner, batcher, endpoint_name, variant=variant, capture=capture, decode_threads=decode_threads)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=10)

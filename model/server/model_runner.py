@@ -1,7 +1,8 @@
 """The model behind the server: the artifact's own inference.py, loaded as AWS's container loads it.
 
-The server adds nothing to the serving behaviour: input_fn per request, one predict_fn per
-batch, output_fn per request. Errors are sorted into the client's fault (the handlers'
+The server adds nothing to the serving behaviour: input_fn per request (`decode`, run as the
+request arrives, overlapping the previous batch's forward pass), one predict_fn per batch,
+output_fn per request (`run_decoded`). Errors are sorted into the client's fault (the handlers'
 ValueErrors) and the model's fault (anything else), which the HTTP layer maps to
 ValidationError and ModelError.
 """
@@ -28,6 +29,15 @@ class InvocationRequest:
     body: bytes
     content_type: str
     accept: str
+
+
+@dataclass(frozen=True)
+class DecodedRequest:
+    """A request after input_fn: its tensor, or the error that input_fn raised."""
+
+    request: InvocationRequest
+    tensor: torch.Tensor | None
+    error: Exception | None
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,15 @@ class ModelRunner:
         self.load_error: str | None = None
         self._ready = threading.Event()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
+        self.torch_threads = torch.get_num_threads()
+
+    def init_decode_thread(self) -> None:
+        """input_fn's small tensor ops run single-threaded: a second OpenMP team would fight predict_fn's."""
+        torch.set_num_threads(1)
+
+    def init_predict_thread(self) -> None:
+        """predict_fn keeps every intra-op thread (set_num_threads also changes the default for new threads)."""
+        torch.set_num_threads(self.torch_threads)
 
     @property
     def ready(self) -> bool:
@@ -121,27 +140,33 @@ class ModelRunner:
             self.model_path, device, time.perf_counter() - started, list(model.class_names),
         )
 
+    def decode(self, request: InvocationRequest) -> DecodedRequest:
+        """input_fn for one request (run while another batch is in predict_fn); errors kept, not raised."""
+        handlers = self.handlers
+        if handlers is None:
+            return DecodedRequest(request, None, ModelNotReady("the model is still loading; retry shortly"))
+        try:
+            return DecodedRequest(request, handlers.input_fn(request.body, request.content_type), None)
+        except ValueError as error:
+            return DecodedRequest(request, None, InvalidInvocation(str(error)))
+        except Exception as error:
+            return DecodedRequest(request, None, ModelFailure(f"input_fn failed: {type(error).__name__}: {error}"))
+
     def run_batch(self, requests: list[InvocationRequest]) -> list[InvocationResponse | Exception]:
         """input_fn each request, one predict_fn for all that decoded, output_fn each row."""
+        return self.run_decoded([self.decode(request) for request in requests])
+
+    def run_decoded(self, batch: list[DecodedRequest]) -> list[InvocationResponse | Exception]:
+        """One predict_fn for every decoded request of the batch, output_fn each row."""
         handlers, model = self.handlers, self.model
-        if handlers is None:
-            return [ModelNotReady("the model is still loading; retry shortly")] * len(requests)
-        results: list[InvocationResponse | Exception] = [ModelFailure("not run")] * len(requests)
-        inputs: list[torch.Tensor] = []
-        decoded: list[int] = []
-        for index, request in enumerate(requests):
-            try:
-                inputs.append(handlers.input_fn(request.body, request.content_type))
-                decoded.append(index)
-            except ValueError as error:
-                results[index] = InvalidInvocation(str(error))
-            except Exception as error:
-                results[index] = ModelFailure(f"input_fn failed: {type(error).__name__}: {error}")
-        if not decoded:
+        results: list[InvocationResponse | Exception] = [item.error or ModelFailure("not run") for item in batch]
+        decoded = [index for index, item in enumerate(batch) if item.error is None and item.tensor is not None]
+        tensors = [tensor for tensor in (batch[index].tensor for index in decoded) if tensor is not None]
+        if handlers is None or not decoded:
             return results
         try:
             with torch.inference_mode():
-                predictions = handlers.predict_fn(torch.cat(inputs), model)
+                predictions = handlers.predict_fn(torch.cat(tensors), model)
         except Exception as error:
             failure = ModelFailure(f"predict_fn failed: {type(error).__name__}: {error}")
             for index in decoded:
@@ -149,7 +174,7 @@ class ModelRunner:
             return results
         for row, index in enumerate(decoded):
             try:
-                body, content_type = handlers.output_fn(predictions[row], requests[index].accept)
+                body, content_type = handlers.output_fn(predictions[row], batch[index].request.accept)
                 results[index] = InvocationResponse(body, content_type)
             except ValueError as error:
                 results[index] = InvalidInvocation(str(error))

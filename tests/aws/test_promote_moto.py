@@ -1,4 +1,6 @@
-"""scripts/promote.sh end to end against a real moto server over HTTP."""
+"""scripts/promote.sh end to end against the moto host over HTTP: its SageMaker endpoints are
+real model server processes, so the artifacts promoted here are real (derived from the trained
+fixture model), and a broken one ends the endpoint Failed."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +8,9 @@ from pathlib import Path
 import boto3
 import pytest
 from fixtures.promote_fixtures import (  # noqa: F401  (fixtures used by name)
+    derived_artifact,
     is_write,
     moto_requests,
-    moto_update_endpoint,
     operation_of,
     run_promote,
     run_script,
@@ -21,8 +23,8 @@ FUNCTIONS = ("serialize-image", "classify-image", "filter-inferences", "record-o
 MUTATING = ("Create", "Update", "Delete", "PutRolePolicy", "PutObject", "PUT ", "POST ", "DELETE ")
 
 
-def _promote(moto_server: str, home: Path, model: Path | str, stack: str, *extra: str):
-    return run_promote(moto_server, home, model, stack, "--capture-percent", "50", *extra)
+def _promote(moto_server: str, home: Path, model: Path | str, stack: str, *extra: str, check: bool = True):
+    return run_promote(moto_server, home, model, stack, "--capture-percent", "50", *extra, check=check)
 
 
 def _sagemaker_state(sm, endpoint: str) -> tuple[str, str]:
@@ -32,10 +34,10 @@ def _sagemaker_state(sm, endpoint: str) -> tuple[str, str]:
 
 
 def test_promote_creates_the_whole_stack_and_reruns_idempotently(
-    moto_server: str, moto_session: boto3.Session, moto_update_endpoint: None, tmp_path: Path, moto_requests
+    sagemaker_host: str, sagemaker_session: boto3.Session, model_artifact: Path, tmp_path: Path, moto_requests
 ) -> None:
-    stack = "prom1"
-    model = write_fake_artifact(tmp_path / "model.tar.gz", CLASSES)
+    stack, moto_server, moto_session = "prom1", sagemaker_host, sagemaker_session
+    model = derived_artifact(model_artifact, tmp_path / "model.tar.gz", salt="v1")
     first = _promote(moto_server, tmp_path, model, stack, "--instance-type", "ml.g4dn.2xlarge")
     sm = moto_session.client("sagemaker")
     endpoint = f"{stack}-image-classifier"
@@ -95,7 +97,7 @@ def test_promote_creates_the_whole_stack_and_reruns_idempotently(
     assert {f: lam.get_function_configuration(FunctionName=f"{stack}-{f}")["LastModified"] for f in FUNCTIONS} == before
 
     # A new model: new Model + EndpointConfig, the endpoint shifts, the old ones are pruned.
-    new_model = write_fake_artifact(tmp_path / "model-v2.tar.gz", CLASSES, salt="v2")
+    new_model = derived_artifact(model_artifact, tmp_path / "model-v2.tar.gz", salt="v2")
     third = _promote(moto_server, tmp_path, new_model, stack, "--instance-type", "ml.g4dn.2xlarge")
     new_model_name, new_config_name = _sagemaker_state(sm, endpoint)
     assert new_model_name != model_name and new_config_name != config_name
@@ -106,12 +108,12 @@ def test_promote_creates_the_whole_stack_and_reruns_idempotently(
 
 
 def test_promote_accepts_an_s3_model_uri(
-    moto_server: str, moto_session: boto3.Session, tmp_path: Path
+    sagemaker_host: str, sagemaker_session: boto3.Session, model_artifact: Path, tmp_path: Path
 ) -> None:
-    stack = "prom2"
+    stack, moto_server, moto_session = "prom2", sagemaker_host, sagemaker_session
     s3 = moto_session.client("s3")
     s3.create_bucket(Bucket="prom2-artifacts")
-    model = write_fake_artifact(tmp_path / "model.tar.gz", ["cat", "dog"])
+    model = derived_artifact(model_artifact, tmp_path / "model.tar.gz", class_names=["cat", "dog"])
     s3.upload_file(str(model), "prom2-artifacts", "jobs/x/output/model.tar.gz")
     _promote(moto_server, tmp_path, "s3://prom2-artifacts/jobs/x/output/model.tar.gz", stack)
     env = moto_session.client("lambda").get_function_configuration(FunctionName=f"{stack}-classify-image")
@@ -120,10 +122,29 @@ def test_promote_accepts_an_s3_model_uri(
     model_name, _ = _sagemaker_state(sm, f"{stack}-image-classifier")
     url = sm.describe_model(ModelName=model_name)["PrimaryContainer"]["ModelDataUrl"]
     assert url.startswith(f"s3://{stack}-bucket/models/")  # copied under the role's readable prefix
+    run_script("teardown.sh", "--stack-name", stack, "--yes", moto_url=moto_server, home=tmp_path)
 
 
-def test_dry_run_makes_no_write_call(moto_server: str, moto_session: boto3.Session, tmp_path: Path, moto_requests) -> None:
-    stack = "promdry"
+def test_a_broken_model_ends_the_endpoint_failed_with_the_reason(
+    sagemaker_host: str, sagemaker_session: boto3.Session, tmp_path: Path
+) -> None:
+    stack = "prombad"
+    model = write_fake_artifact(tmp_path / "model.tar.gz", CLASSES)  # its model_fn raises NotImplementedError
+    result = _promote(sagemaker_host, tmp_path, model, stack, check=False)
+    assert result.returncode != 0
+    assert "EndpointFailed" in result.stderr and "NotImplementedError" in result.stderr, result.stderr
+    described = sagemaker_session.client("sagemaker").describe_endpoint(EndpointName=f"{stack}-image-classifier")
+    assert described["EndpointStatus"] == "Failed"
+    assert "did not pass the ping health check" in described["FailureReason"]
+    assert "NotImplementedError" in described["FailureReason"]
+    teardown = run_script("teardown.sh", "--stack-name", stack, "--yes", moto_url=sagemaker_host, home=tmp_path)
+    assert teardown.returncode == 0, teardown.stderr
+
+
+def test_dry_run_makes_no_write_call(
+    sagemaker_host: str, sagemaker_session: boto3.Session, tmp_path: Path, moto_requests
+) -> None:
+    stack, moto_server, moto_session = "promdry", sagemaker_host, sagemaker_session
     model = write_fake_artifact(tmp_path / "model.tar.gz", CLASSES)
     result = run_script(
         "promote.sh", "--model", str(model), "--bucket", f"{stack}-bucket", "--stack-name", stack, "--dry-run",
@@ -143,11 +164,3 @@ def test_missing_model_is_a_named_error(moto_server: str, tmp_path: Path) -> Non
                         moto_url=moto_server, home=tmp_path)
     assert result.returncode != 0
     assert "ModelNotFound" in result.stderr
-
-
-def test_moto_lacks_update_endpoint() -> None:
-    """When moto implements UpdateEndpoint, drop the shim in fixtures/promote_fixtures.py."""
-    from moto.sagemaker.responses import SageMakerResponse
-
-    own = vars(SageMakerResponse).get("update_endpoint")
-    assert own is None or getattr(SageMakerResponse, "scones_shim", False)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from scones.model.server.batching import BatcherClosed, DynamicBatcher
+from scones.model.server.batching import BatcherClosed, DynamicBatcher, QueueFull
 
 
 def run(coroutine):
@@ -114,3 +114,27 @@ def test_bad_settings_are_refused() -> None:
         DynamicBatcher(lambda items: items, max_batch_size=0)
     with pytest.raises(ValueError, match="max_batch_delay_ms"):
         DynamicBatcher(lambda items: items, max_batch_delay_ms=-1)
+    with pytest.raises(ValueError, match="max_queue_size"):
+        DynamicBatcher(lambda items: items, max_queue_size=0)
+
+
+def test_beyond_the_queue_bound_requests_are_refused_at_once_and_the_rest_answered() -> None:
+    async def overload() -> tuple[list, int]:
+        batcher = DynamicBatcher(lambda items: time.sleep(0.05) or items, max_batch_size=2, max_queue_size=3)
+        await batcher.start()
+
+        async def client(item: int):
+            with batcher.admitted():
+                return await batcher.submit(item)
+
+        results = await asyncio.gather(*(client(i) for i in range(8)), return_exceptions=True)
+        async with asyncio.timeout(5):
+            after = await client(99)  # places are given back once answered
+        await batcher.stop()
+        return results, after[0]
+
+    results, after = run(overload())
+    refused = [r for r in results if isinstance(r, QueueFull)]
+    answered = [r[0] for r in results if not isinstance(r, BaseException)]
+    assert len(refused) == 5 and "limit 3" in str(refused[0])
+    assert answered == [0, 1, 2] and after == 99

@@ -157,16 +157,81 @@ def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.Monk
         server.server_close()
 
 
-def test_update_endpoint_shim_targets_moto_sagemaker_response():
-    from moto.sagemaker.models import FakeEndpoint
-    from moto.sagemaker.responses import SageMakerResponse
+class _RecordingPlane:
+    """Stands in for the control plane: records what the seam hands it."""
 
-    moto_seam.add_update_endpoint()
-    assert callable(getattr(SageMakerResponse, "update_endpoint", None))
-    for attribute in ("endpoint_config_name", "production_variants", "data_capture_config"):
-        assert attribute in inspect.signature(FakeEndpoint.__init__).parameters or attribute in inspect.getsource(
-            FakeEndpoint.__init__
-        ), f"moto's FakeEndpoint lost {attribute}: the UpdateEndpoint shim sets it"
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.reports: dict[str, object] = {}
+
+    def create(self, request, report) -> None:
+        self.calls.append(("create", request))
+        self.reports[request.endpoint_name] = report
+
+    def update(self, request, report) -> None:
+        self.calls.append(("update", request))
+        self.reports[request.endpoint_name] = report
+
+    def delete(self, endpoint_name: str) -> None:
+        self.calls.append(("delete", endpoint_name))
+
+
+def _endpoint_config(sm, name: str) -> None:
+    sm.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/r", PrimaryContainer={
+        "Image": "image:1", "ModelDataUrl": f"s3://b/{name}/model.tar.gz", "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1,
+        "InitialVariantWeight": 1.0}], DataCaptureConfig={
+        "EnableCapture": True, "InitialSamplingPercentage": 50, "DestinationS3Uri": "s3://b/capture",
+        "CaptureOptions": [{"CaptureMode": "Input"}]})
+
+
+@mock_aws
+def test_sagemaker_control_plane_gets_create_update_delete_and_its_status_is_what_describe_says():
+    from moto.sagemaker.models import SageMakerModelBackend
+
+    original = SageMakerModelBackend.__dict__["create_endpoint"]
+    plane = _RecordingPlane()
+    uninstall = moto_seam.install_sagemaker_control_plane(plane)
+    try:
+        sm = boto3.client("sagemaker", region_name="us-east-1")
+        _endpoint_config(sm, "one")
+        _endpoint_config(sm, "two")
+        sm.create_endpoint(EndpointName="ep", EndpointConfigName="one")
+        assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Creating", "moto's FakeEndpoint status moved"
+        kind, request = plane.calls[0]
+        assert kind == "create" and request.endpoint_name == "ep" and request.config_name == "one"
+        assert request.account_id == moto_seam.default_account_id() == "123456789012"
+        [variant] = request.variants
+        assert (variant.variant_name, variant.model_data_url, variant.image) == ("AllTraffic", "s3://b/one/model.tar.gz", "image:1")
+        assert variant.environment == {"SAGEMAKER_PROGRAM": "inference.py"}
+        assert request.data_capture["InitialSamplingPercentage"] == 50
+
+        with pytest.raises(sm.exceptions.ClientError, match="in-progress"):
+            sm.update_endpoint(EndpointName="ep", EndpointConfigName="two")
+        plane.reports["ep"]("InService", None, "one")
+        assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "InService"
+
+        sm.update_endpoint(EndpointName="ep", EndpointConfigName="two")
+        assert sm.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Updating"
+        assert plane.calls[-1][0] == "update"
+        plane.reports["ep"]("InService", None, "two")
+        described = sm.describe_endpoint(EndpointName="ep")
+        assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", "two")
+
+        sm.update_endpoint(EndpointName="ep", EndpointConfigName="one")
+        plane.reports["ep"]("Failed", "it broke", None)
+        described = sm.describe_endpoint(EndpointName="ep")
+        assert (described["EndpointStatus"], described["FailureReason"]) == ("Failed", "it broke")
+
+        with pytest.raises(sm.exceptions.ClientError, match="already existing"):
+            sm.create_endpoint(EndpointName="ep", EndpointConfigName="one")
+        sm.delete_endpoint(EndpointName="ep")
+        assert plane.calls[-1] == ("delete", "ep")
+    finally:
+        uninstall()
+    assert SageMakerModelBackend.__dict__["create_endpoint"] is original
+    assert "update_endpoint" not in vars(SageMakerModelBackend)
 
 
 # --- Step Functions section (moto_seam_stepfunctions): what each patch relies on ---------------
