@@ -1,6 +1,6 @@
 """One Lambda function version as the emulator sees it, and what an invocation returns.
 
-Independent of moto: the seam (`moto_seam.py`) builds a FunctionSpec from moto's
+Independent of moto: the seam (`moto_seam/`) builds a FunctionSpec from moto's
 LambdaFunction, and the runner never sees moto's objects.
 """
 from __future__ import annotations

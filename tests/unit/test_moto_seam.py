@@ -128,7 +128,7 @@ def test_invoke_has_the_signature_the_seam_replaces():
 def test_lambda_client_error_carries_an_http_status():
     from moto.awslambda.exceptions import LambdaClientError
 
-    error = moto_seam._lambda_error("TooManyRequestsException", "Rate Exceeded.", 429)
+    error = moto_seam.lambda_invoke._lambda_error("TooManyRequestsException", "Rate Exceeded.", 429)
     assert isinstance(error, LambdaClientError) and error.code == 429
     assert json.loads(error.get_body())["__type"] == "TooManyRequestsException"
 
@@ -138,8 +138,8 @@ def test_install_replaces_and_uninstall_restores_the_seam(tmp_path):
     runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path, runtime_dir=tmp_path)
     uninstall = moto_seam.install_lambda_invoker(runner)
     try:
-        assert LambdaFunction.__dict__["_invoke_lambda"] is moto_seam._invoke_lambda
-        assert LambdaFunction.__dict__["invoke"] is moto_seam._invoke
+        assert LambdaFunction.__dict__["_invoke_lambda"] is moto_seam.lambda_invoke._invoke_lambda
+        assert LambdaFunction.__dict__["invoke"] is moto_seam.lambda_invoke._invoke
     finally:
         uninstall()
         runner.close()
@@ -234,7 +234,7 @@ def test_sagemaker_control_plane_gets_create_update_delete_and_its_status_is_wha
     assert "update_endpoint" not in vars(SageMakerModelBackend)
 
 
-# --- Step Functions section (moto_seam_stepfunctions): what each patch relies on ---------------
+# --- Step Functions section (moto_seam/stepfunctions.py): what each patch relies on ---------------
 
 
 def test_server_routing_calls_the_module_listing_through_the_module():
@@ -252,7 +252,7 @@ def test_parser_errors_name_themselves_in_code_not_type():
 
     for error in (InvalidExecutionInput, InvalidDefinition):
         assert issubclass(error, AWSError) and error.code == error.__name__, f"moto changed {error.__name__}"
-    from scones.local.emulator import moto_seam_stepfunctions
+    from scones.local.emulator.moto_seam import stepfunctions as moto_seam_stepfunctions
 
     moto_seam_stepfunctions.give_parser_errors_their_codes()
     assert InvalidExecutionInput("bad").error_type == "InvalidExecutionInput"
@@ -270,7 +270,7 @@ def test_execution_worker_parses_the_definition_in_one_method():
 def test_cached_program_is_shared_with_every_heap_key_set():
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
-    from scones.local.emulator.moto_seam_stepfunctions import _set_heap_keys
+    from scones.local.emulator.moto_seam.stepfunctions import _set_heap_keys
 
     definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
         "Parameters": {"FunctionName": "f"}, "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}], "End": True}}})  # fmt: skip
@@ -294,7 +294,7 @@ def test_lambda_tasks_get_their_client_from_boto_client_for():
 def test_in_process_client_answers_like_botocore_for_a_missing_function():
     from botocore.exceptions import ClientError
 
-    from scones.local.emulator.moto_seam_stepfunctions import InProcessLambdaClient
+    from scones.local.emulator.moto_seam.stepfunctions import InProcessLambdaClient
 
     with mock_aws(), pytest.raises(ClientError) as raised:
         InProcessLambdaClient("us-east-1").invoke(FunctionName="nothing", Payload=b"{}")
@@ -347,7 +347,7 @@ def test_sync_execution_exists_but_moto_does_not_route_it():
 
     assert callable(SyncExecution.to_start_sync_execution_output) and "start" in vars(SyncExecution.__mro__[1])
     ours = vars(StepFunctionResponse).get("start_sync_execution")
-    assert ours is None or ours.__module__ == "scones.local.emulator.moto_seam_stepfunctions", (
+    assert ours is None or ours.__module__ == "scones.local.emulator.moto_seam.stepfunctions", (
         "moto now implements StartSyncExecution: drop add_start_sync_execution")
     assert 'self.type = sm_type or "STANDARD"' in inspect.getsource(models), "moto moved the state machine's type"
 
@@ -355,7 +355,7 @@ def test_sync_execution_exists_but_moto_does_not_route_it():
 def test_timed_evaluation_still_has_the_steps_the_inline_form_repeats():
     from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 
-    from scones.local.emulator.moto_seam_stepfunctions import AFTER_EXECUTION
+    from scones.local.emulator.moto_seam.stepfunctions import AFTER_EXECUTION
 
     source = inspect.getsource(ExecutionState._evaluate_with_timeout)
     assert "Thread(target=_exec_and_notify" in source, "moto no longer starts a thread per state: drop run_untimed_states_inline"

@@ -1,5 +1,5 @@
 """The seam's Step Functions section: every touch of moto's Step Functions, EventBridge and S3-event
-internals (split from moto_seam.py, which installs these through `install_step_functions`).
+internals (installed by `install_step_functions`).
 
 Each patch is one named function; tests/unit/test_moto_seam.py pins what each relies on:
 - `moto.backends.list_of_moto_modules` (routing lists moto's package dir per request): listed once.
@@ -15,7 +15,7 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   and `VariableStore._outer_scope/_inner_scope`: JSONata by `sfn_jsonata` (jsonata-python).
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
 - `StepFunctionResponse` gains `start_sync_execution`, running the interpreter's `SyncExecution`.
-S3 → EventBridge → Step Functions is in moto_seam.py's own section.
+S3 → EventBridge → Step Functions is in `s3_events.py`.
 """
 from __future__ import annotations
 
@@ -319,3 +319,31 @@ PATCHES = (
     evaluate_jsonata_in_process,
     reject_invalid_jsonata_at_create,
 )
+
+
+STEP_FUNCTIONS_EXECUTE = {"stepfunctions": {"execute_state_machine": True}}
+
+
+def enable_state_machine_execution() -> None:
+    """Step Functions runs definitions (moto's default only records executions)."""
+    from moto.moto_api._internal import moto_api_backend
+
+    moto_api_backend.set_config(STEP_FUNCTIONS_EXECUTE)
+
+
+def install_step_functions() -> None:
+    """Executions run, fast and as on AWS (every patch in PATCHES), and S3 → EventBridge
+    → Step Functions (below); once per process."""
+    global installed
+    from scones.local.emulator.moto_seam.s3_events import (
+        report_eventbridge_notifications,
+        send_s3_events_as_aws_does,
+        start_executions_from_eventbridge,
+    )
+
+    enable_state_machine_execution()
+    if not installed:
+        for patch in (*PATCHES, send_s3_events_as_aws_does, report_eventbridge_notifications,
+                      start_executions_from_eventbridge):
+            patch()
+        installed = True
