@@ -8,16 +8,14 @@ failure record landed in S3), and lost (still RUNNING at the deadline). The targ
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-from workflow import train_small_model  # bench/workflow.py, beside this script
+from workflow import bench_home, stack_parser, train_small_model  # bench/workflow.py, beside this script
 
 from scones.local.stacks.embedded import MOTO_PROCESS, start_stack, stop_stack
 from scones.local.workflow_client import ImageRef, run_images
@@ -52,17 +50,13 @@ def kill_runtimes(moto_pid: int, kills: int, every_s: float, killed: list[int]) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="model.tar.gz to serve (default: train a small one first)")
+    parser = stack_parser(__doc__)
     parser.add_argument("--images", type=int, default=100, help="executions started at once (default 100)")
     parser.add_argument("--kills", type=int, default=2, help="times every runtime is killed (default 2)")
     parser.add_argument("--every", type=float, default=1.5, help="seconds between kills (default 1.5)")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="scones-bench-faults-") as tmp:
-        home = Path(tmp)
-        os.environ["SCONES_HOME"] = str(home)
-        os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(REPO / ".scones" / "lambda-runtime"))  # build the runtime venv once
+    with bench_home("scones-bench-faults-") as home:
         settings = load_settings()
         model = args.model or train_small_model(home)
         images_dir = REAL_TEST_SET if REAL_TEST_SET.is_dir() else home / "data" / "test"

@@ -16,6 +16,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,22 @@ class Figures:
     execution_p50_ms: float
     burst_per_s: float
     failed: int  # executions (sequential and burst) whose outcome was "failed"
+
+
+def stack_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The arguments every embedded-stack benchmark takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="model.tar.gz to serve (default: train a small one first)")
+    return parser
+
+
+@contextmanager
+def bench_home(prefix: str) -> Iterator[Path]:
+    """A throw-away SCONES_HOME; the Lambda runtime venv is built once, in the repository's cache."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        os.environ["SCONES_HOME"] = tmp
+        os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(REPO / ".scones" / "lambda-runtime"))
+        yield Path(tmp)
 
 
 def train_small_model(home: Path) -> Path:
@@ -115,17 +133,13 @@ def print_table(seconds_to_ready: float, ours: Figures, theirs: Figures | None) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="model.tar.gz to serve (default: train a small one first)")
+    parser = stack_parser(__doc__)
     parser.add_argument("--images", type=int, default=30, help="sequential executions to time (default 30)")
     parser.add_argument("--burst", type=int, default=50, help="executions started at once (default 50)")
     parser.add_argument("--no-ministack", action="store_true", help="skip the MiniStack comparison")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="scones-bench-") as tmp:
-        home = Path(tmp)
-        os.environ["SCONES_HOME"] = str(home)
-        os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(REPO / ".scones" / "lambda-runtime"))  # build the runtime venv once
+    with bench_home("scones-bench-") as home:
         settings = load_settings()
         model = args.model or train_small_model(home)
         body = _any_png() if args.model else next((home / "data" / "test").glob("bicycle*.png")).read_bytes()

@@ -15,14 +15,8 @@ from scones.local.emulator.lambda_spec import FunctionSpec, InvocationResult, Lo
 class LambdaInvoker(Protocol):
     """What replaces moto's Docker invocation: the process runner, or a test's in-process one."""
 
-    def invoke(
-        self,
-        spec: FunctionSpec,
-        code_zip: Callable[[], bytes],
-        event: Any,
-        log_sink: LogSink | None = None,
-        layer_zip: Callable[[str], bytes] | None = None,
-    ) -> InvocationResult: ...
+    def invoke(self, spec: FunctionSpec, code_zip: Callable[[], bytes], event: Any, log_sink: LogSink | None = None,
+               layer_zip: Callable[[str], bytes] | None = None) -> InvocationResult: ...  # fmt: skip
 
 
 _installed: LambdaInvoker | None = None
