@@ -83,6 +83,69 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class EndpointRoutes:
+    """The container's routes over one model: /ping, /invocations and the Runtime API's invocations."""
+
+    def __init__(self, runner: ModelRunner, batcher: DynamicBatcher[DecodedRequest, InvocationResponse],
+                 endpoint_name: str, variant: str, capture: DataCapture | None, max_payload_bytes: int,
+                 decode_threads: int) -> None:  # fmt: skip
+        self.runner, self.batcher, self.capture = runner, batcher, capture
+        self.endpoint_name, self.variant, self.max_payload_bytes = endpoint_name, variant, max_payload_bytes
+        # input_fn runs here as requests arrive, while the batcher's thread runs the previous batch's predict_fn.
+        self.decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode",
+                                          initializer=runner.init_decode_thread)  # fmt: skip
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        await self.batcher.start()
+        if self.capture is not None:
+            self.capture.start()
+        self.runner.start_loading()
+        try:
+            yield
+        finally:
+            await self.batcher.stop()
+            self.decoder.shutdown(wait=True)
+            if self.capture is not None:
+                self.capture.stop()
+            self.runner.close()
+
+    async def ping(self, request: Request) -> Response:
+        try:
+            self.runner.check_available()
+        except (ModelNotReady, ModelUnavailable) as error:
+            return aws_error(type(error).__name__, 503, str(error))
+        return Response(b"", status_code=200)
+
+    async def invoke(self, request: Request) -> Response:
+        try:
+            return await self.run_invocation(request)
+        except Exception as error:
+            return translate_error(error)
+
+    async def invoke_endpoint(self, request: Request) -> Response:
+        requested = request.path_params["endpoint_name"]
+        if requested != self.endpoint_name:
+            return translate_error(UnknownEndpoint(f"Endpoint {requested} of account local not found."))
+        return await self.invoke(request)
+
+    async def run_invocation(self, request: Request) -> Response:
+        inference_id = request.headers.get(INFERENCE_ID_HEADER)
+        request.state.inference_id = inference_id
+        with self.batcher.admitted():
+            self.runner.check_available()
+            with self.batcher.expecting():
+                body = await read_limited_body(request, self.max_payload_bytes)
+                content_type = request.headers.get("content-type", "application/octet-stream")
+                invocation = InvocationRequest(body, content_type, request.headers.get("accept", "*/*"))
+                decoded = await asyncio.get_running_loop().run_in_executor(self.decoder, self.runner.decode, invocation)
+            result, batch_size = await self.batcher.submit(decoded)
+        request.state.batch_size = batch_size
+        if self.capture is not None:
+            self.capture.record(body, content_type, result.body, result.content_type, inference_id)
+        return Response(result.body, media_type=result.content_type, headers={VARIANT_HEADER: self.variant})
+
+
 def create_app(
     runner: ModelRunner,
     batcher: DynamicBatcher[DecodedRequest, InvocationResponse],
@@ -92,67 +155,14 @@ def create_app(
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     decode_threads: int = 1,
 ) -> ASGIApp:
-    # input_fn runs here as requests arrive, while the batcher's thread runs the previous batch's predict_fn.
-    decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode",
-                                 initializer=runner.init_decode_thread)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await batcher.start()
-        if capture is not None:
-            capture.start()
-        runner.start_loading()
-        try:
-            yield
-        finally:
-            await batcher.stop()
-            decoder.shutdown(wait=True)
-            if capture is not None:
-                capture.stop()
-            runner.close()
-
-    async def ping(request: Request) -> Response:
-        try:
-            runner.check_available()
-        except (ModelNotReady, ModelUnavailable) as error:
-            return aws_error(type(error).__name__, 503, str(error))
-        return Response(b"", status_code=200)
-
-    async def invoke(request: Request) -> Response:
-        try:
-            return await run_invocation(request)
-        except Exception as error:
-            return translate_error(error)
-
-    async def invoke_endpoint(request: Request) -> Response:
-        requested = request.path_params["endpoint_name"]
-        if requested != endpoint_name:
-            return translate_error(UnknownEndpoint(f"Endpoint {requested} of account local not found."))
-        return await invoke(request)
-
-    async def run_invocation(request: Request) -> Response:
-        inference_id = request.headers.get(INFERENCE_ID_HEADER)
-        request.state.inference_id = inference_id
-        with batcher.admitted():
-            runner.check_available()
-            with batcher.expecting():
-                body = await read_limited_body(request, max_payload_bytes)
-                content_type = request.headers.get("content-type", "application/octet-stream")
-                invocation = InvocationRequest(body, content_type, request.headers.get("accept", "*/*"))
-                decoded = await asyncio.get_running_loop().run_in_executor(decoder, runner.decode, invocation)
-            result, batch_size = await batcher.submit(decoded)
-        request.state.batch_size = batch_size
-        if capture is not None:
-            capture.record(body, content_type, result.body, result.content_type, inference_id)
-        return Response(result.body, media_type=result.content_type, headers={VARIANT_HEADER: variant})
-
+    routes = EndpointRoutes(runner, batcher, endpoint_name, variant, capture, max_payload_bytes, decode_threads)
     app = Starlette(
         routes=[
-            Route("/ping", ping, methods=["GET"]),
-            Route("/invocations", invoke, methods=["POST"]),
-            Route("/endpoints/{endpoint_name}/invocations", invoke_endpoint, methods=["POST"]),
+            Route("/ping", routes.ping, methods=["GET"]),
+            Route("/invocations", routes.invoke, methods=["POST"]),
+            Route("/endpoints/{endpoint_name}/invocations", routes.invoke_endpoint, methods=["POST"]),
         ],
-        lifespan=lifespan,
+        lifespan=routes.lifespan,
     )
     return RequestLog(app)
 
