@@ -46,7 +46,15 @@ start() {
     echo "DOCKER_HOST=unix://$sock"
     return 0
   fi
+  # Two engines on one data root corrupt it: refuse while another of ours runs on it.
+  local owner="$data_root.pidfile"
+  if [ -f "$owner" ] && [ "$(cat "$owner")" != "$pidfile" ] && [ -f "$(cat "$owner")" ] \
+     && kill -0 "$(cat "$(cat "$owner")")" 2>/dev/null; then
+    echo "another engine uses $data_root (pid file $(cat "$owner")); stop it first" >&2
+    return 1
+  fi
   mkdir -p "$data_root" "$dir/exec"
+  echo "$pidfile" >"$owner"
   # setsid: the engine outlives this script; stopped by `stop`, by its pid.
   setsid dockerd --data-root "$data_root" --exec-root "$dir/exec" --pidfile "$pidfile" \
     -H "unix://$sock" --dns 127.0.0.1 --ip 127.0.0.1 >"$dir/dockerd.log" 2>&1 </dev/null &

@@ -124,17 +124,19 @@ def _check(argv: list[str], step: str) -> None:
         raise OfflineBuildError(f"{step} exited {done.returncode}: {(done.stderr or done.stdout)[-2000:]}")
 
 
-def _build(client, path: Path, tag: str, dockerfile: str = "Dockerfile", buildargs: dict | None = None) -> None:
-    """Classic-builder `docker build` (no BuildKit needed) with no network; streams progress to stderr."""
-    from docker.errors import BuildError
-
+def _build(client, tag: str, buildargs: dict | None = None, **context) -> None:
+    """Classic-builder `docker build` (no BuildKit needed) with no network; its steps go to stderr."""
     print(f"docker build {tag} ...", file=sys.stderr)
-    try:
-        client.images.build(path=str(path), dockerfile=dockerfile, tag=tag, buildargs=buildargs or {},
-                            network_mode="none", rm=True, forcerm=True)
-    except BuildError as error:
-        log = "".join(str(chunk.get("stream", chunk.get("error", ""))) for chunk in error.build_log)
-        raise OfflineBuildError(f"docker build {tag} failed: {error}\n{log[-3000:]}") from error
+    log = []
+    for chunk in client.api.build(tag=tag, buildargs=buildargs or {}, network_mode="none", rm=True, forcerm=True,
+                                  decode=True, **context):
+        line = str(chunk.get("stream", "")).rstrip()
+        if line.startswith("Step "):
+            print(f"  {line}", file=sys.stderr)
+        log.append(line)
+        if "error" in chunk:
+            tail = "\n".join(log[-30:])
+            raise OfflineBuildError(f"docker build {tag} failed: {chunk['error']}\n{tail}")
 
 
 def offline_base(client, rootfs_tar: Path, wheels: Path) -> str:
@@ -142,10 +144,10 @@ def offline_base(client, rootfs_tar: Path, wheels: Path) -> str:
     debian = f"scones-debian:{rootfs_tar.stem.rsplit('-', 1)[-1]}"
     if not has_image(debian):
         print(f"docker import {rootfs_tar.name} ...", file=sys.stderr)
-        with rootfs_tar.open("rb") as stream:
-            client.api.import_image_from_data(stream.read(), repository=debian.split(":")[0], tag=debian.split(":")[1])
-    tag = f"scones-offline-base:{_key(debian, wheels.name)}"
-    if not has_image(tag):
+        repository, tag = debian.split(":")
+        client.api.import_image_from_file(str(rootfs_tar), repository=repository, tag=tag)
+    base = f"scones-offline-base:{_key(debian, wheels.name)}"
+    if not has_image(base):
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
             dockerfile = f"FROM {debian}\nCOPY . /wheels\n".encode()
@@ -155,9 +157,8 @@ def offline_base(client, rootfs_tar: Path, wheels: Path) -> str:
             for wheel in sorted(wheels.glob("*.whl")):
                 tar.add(wheel, arcname=wheel.name)
         context.seek(0)
-        print(f"docker build {tag} (Debian + {wheels.name}) ...", file=sys.stderr)
-        client.images.build(fileobj=context, custom_context=True, tag=tag, network_mode="none", rm=True)
-    return tag
+        _build(client, base, fileobj=context, custom_context=True)
+    return base
 
 
 def build_offline_images(repo_root: Path = REPO_ROOT, cache: Path = DEFAULT_CACHE, torch: str = DEFAULT_TORCH,
@@ -173,7 +174,7 @@ def build_offline_images(repo_root: Path = REPO_ROOT, cache: Path = DEFAULT_CACH
         base = offline_base(client, rootfs_tar, wheels)
         args = {"BASE_IMAGE": base, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"}
         for tag, dockerfile in DOCKERFILES.items():
-            _build(client, repo_root, tag, dockerfile, args)
+            _build(client, tag, args, path=str(repo_root), dockerfile=dockerfile)
     finally:
         client.close()
     return OfflineImages(base, tuple(DOCKERFILES))
