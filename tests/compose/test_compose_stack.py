@@ -5,7 +5,7 @@ builds the images offline); the workflow scenario suite runs against it too, thr
 `compose_stack` fixture. These tests cover what only the compose stack has: the containers'
 health checks, the state file the bootstrap wrote for the host, `scones classify` from the
 host, data capture into the stack's S3, and that `down -v` leaves nothing. LocalStack's
-SFN_MOCK_CONFIG test cases need the LocalStack image (skipped with the reason where absent).
+SFN_MOCK_CONFIG test cases are in test_localstack_mock_cases.py.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.compose_fixtures import MOCK_TEST_CASE_OUTCOMES, ComposeStack, _bring_up
+from fixtures.compose_fixtures import ComposeStack, bring_up
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -108,7 +108,7 @@ def test_down_v_leaves_nothing(model_artifact: Path, compose_images: bool, tmp_p
     """A second, short-lived project: up, then `down -v` removes its containers, network and volumes."""
     import docker
 
-    stack_gen = _bring_up("moto", compose_images, tmp_path, model_artifact)
+    stack_gen = bring_up("moto", compose_images, tmp_path, model_artifact, name="down-v")
     stack = next(stack_gen)
     name = stack.project.project_name
     assert _containers(name)
@@ -122,26 +122,3 @@ def test_down_v_leaves_nothing(model_artifact: Path, compose_images: bool, tmp_p
         assert not client.networks.list(filters=label)
     finally:
         client.close()
-
-
-@pytest.mark.localstack
-@pytest.mark.parametrize("case_name", sorted(MOCK_TEST_CASE_OUTCOMES))
-def test_localstack_runs_the_mock_test_cases(localstack_stack: ComposeStack, case_name: str) -> None:
-    """LocalStack loads statemachine/MockConfigFile.json (SFN_MOCK_CONFIG): `<arn>#<TestCase>`; moto does not."""
-    state = localstack_stack.state
-    sfn = state.client("stepfunctions")
-    started = sfn.start_execution(
-        stateMachineArn=f"{state.state_machine_arn}#{case_name}",
-        name=f"mock-{case_name}-{int(time.time())}",
-        input=json.dumps({"s3_bucket": state.bucket, "s3_key": "test/bicycle_s_000513.png"}),
-    )
-    deadline = time.monotonic() + 120
-    while (execution := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, f"{case_name} still running"
-        time.sleep(0.5)
-    expected = MOCK_TEST_CASE_OUTCOMES[case_name]
-    assert execution["status"] == expected["status"], execution
-    if expected["status"] == "SUCCEEDED":
-        assert json.loads(execution["output"])["outcome"] == expected["outcome"]
-    else:
-        assert execution["error"] == expected["error"]
