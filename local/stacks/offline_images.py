@@ -8,7 +8,8 @@ what went into it, so a second run only rebuilds what changed:
    mirror, imported with `docker import`;
 2. a wheelhouse: `pip download` on the host (through the host's pip configuration) of what the
    two images install, with a CPU-only torch;
-3. an offline base: (1) plus the wheelhouse at /wheels;
+3. an offline base: (1) plus the wheelhouse at /wheels and torch installed from it (as the
+   default base image has torch: both images share that largest layer);
 4. scones-model:local and scones-stack-tools:local from model/Dockerfile and local/Dockerfile with
    BASE_IMAGE=(3), PIP_NO_INDEX=1, PIP_FIND_LINKS=/wheels: `docker build` never touches the network.
 
@@ -56,9 +57,9 @@ def _key(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def host_debian_mirror(suite: str = SUITE) -> str:
+def host_debian_mirror(suite: str = SUITE, apt_dir: Path = Path("/etc/apt")) -> str:
     """The first apt source of this host that serves `suite` (deb822 or one-line format)."""
-    sources = sorted(Path("/etc/apt/sources.list.d").glob("*.sources")) + [Path("/etc/apt/sources.list")]
+    sources = sorted((apt_dir / "sources.list.d").glob("*.sources")) + [apt_dir / "sources.list"]
     for path in sources:
         text = path.read_text() if path.is_file() else ""
         for stanza in text.split("\n\n"):
@@ -139,18 +140,23 @@ def _build(client, tag: str, buildargs: dict | None = None, **context) -> None:
             raise OfflineBuildError(f"docker build {tag} failed: {chunk['error']}\n{tail}")
 
 
-def offline_base(client, rootfs_tar: Path, wheels: Path) -> str:
-    """The Debian root file system plus the wheelhouse at /wheels, tagged by both."""
+def offline_base(client, rootfs_tar: Path, wheels: Path, torch: str) -> str:
+    """The Debian root file system, the wheelhouse at /wheels and torch installed from it, tagged by all three.
+
+    torch in the base, as in the default base image: both images share that layer (the largest).
+    """
     debian = f"scones-debian:{rootfs_tar.stem.rsplit('-', 1)[-1]}"
     if not has_image(debian):
         print(f"docker import {rootfs_tar.name} ...", file=sys.stderr)
         repository, tag = debian.split(":")
         client.api.import_image_from_file(str(rootfs_tar), repository=repository, tag=tag)
-    base = f"scones-offline-base:{_key(debian, wheels.name)}"
+    base = f"scones-offline-base:{_key(debian, wheels.name, torch)}"
     if not has_image(base):
         context = io.BytesIO()
         with tarfile.open(fileobj=context, mode="w") as tar:
-            dockerfile = f"FROM {debian}\nCOPY . /wheels\n".encode()
+            dockerfile = (f"FROM {debian}\nCOPY . /wheels\n"
+                          f"RUN python -m pip install --no-cache-dir --no-index --find-links /wheels "
+                          f"--break-system-packages '{torch}'\n").encode()
             info = tarfile.TarInfo("Dockerfile")
             info.size = len(dockerfile)
             tar.addfile(info, io.BytesIO(dockerfile))
@@ -171,7 +177,7 @@ def build_offline_images(repo_root: Path = REPO_ROOT, cache: Path = DEFAULT_CACH
     wheels = wheelhouse(cache, requirements(repo_root, torch))
     client = docker.from_env(timeout=1800)
     try:
-        base = offline_base(client, rootfs_tar, wheels)
+        base = offline_base(client, rootfs_tar, wheels, torch)
         args = {"BASE_IMAGE": base, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"}
         for tag, dockerfile in DOCKERFILES.items():
             _build(client, tag, args, path=str(repo_root), dockerfile=dockerfile)
