@@ -181,6 +181,7 @@ def build_offline_images(repo_root: Path = REPO_ROOT, cache: Path = DEFAULT_CACH
         args = {"BASE_IMAGE": base, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"}
         for tag, dockerfile in DOCKERFILES.items():
             _build(client, tag, args, path=str(repo_root), dockerfile=dockerfile)
+        client.images.prune(filters={"dangling": True})  # the images these tags replaced: disk stays bounded
     finally:
         client.close()
     return OfflineImages(base, tuple(DOCKERFILES))
