@@ -54,3 +54,11 @@ def test_bad_threshold_is_a_configuration_error(value):
 def test_missing_required_setting_names_the_variable():
     with pytest.raises(ConfigurationError, match="ENDPOINT_NAME"):
         load_config({}).require("endpoint_name")
+
+
+def test_the_functions_default_threshold_is_the_projects():
+    """The Lambda zip carries its own copy (stdlib + boto3 only); it must not drift from model/config.py."""
+    from scones.lambdas.common import config as function_config
+    from scones.model import config
+
+    assert function_config.DEFAULT_THRESHOLD == config.DEFAULT_THRESHOLD
