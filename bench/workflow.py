@@ -1,25 +1,45 @@
-"""Embedded-stack figures: time from `scones up` to ready, and per-image workflow latency.
+"""Embedded-stack figures next to MiniStack's on the same workload, as ratios.
 
-Sequential executions (after warm-up) give the warm per-image latency of the whole chain —
-Step Functions → serialize → classify (model server) → filter — as a user of `scones classify`
-sees it; a concurrent burst gives throughput.
+`scones up` → ready; warm per-image latency of the whole chain (Step Functions → serialize →
+classify (model server) → filter) as `scones classify` sees it (run_images, its default polling);
+the execution itself (DescribeExecution startDate → stopDate); a burst of concurrent executions.
+MiniStack (installed into a side venv by bench/ministack.py) gets the same deploy_stack, the same
+image and the same model server.
 
-    .venv/bin/python bench/workflow.py [--model model.tar.gz] [--images 30] [--burst 50]
+    .venv/bin/python bench/workflow.py [--model model.tar.gz] [--images 30] [--burst 50] [--no-ministack]
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from scones.model.config import load_settings
+import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ministack import MINISTACK_VERSION, running_ministack
+
+from scones.local.deploy.stack import StackConfig, deploy_stack
 from scones.local.stacks.embedded import start_stack, stop_stack
 from scones.local.workflow_client import ImageRef, run_images
+from scones.model.config import FAKE_CREDENTIALS, load_settings
 
+REPO = Path(__file__).resolve().parents[1]
 WARMUP = 3
+
+
+@dataclass(frozen=True)
+class Figures:
+    p50_ms: float
+    p90_ms: float
+    execution_p50_ms: float
+    burst_per_s: float
+    failed: int  # executions (sequential and burst) whose outcome was "failed"
 
 
 def train_small_model(home: Path) -> Path:
@@ -36,48 +56,95 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def measure(session: boto3.Session, state_machine_arn: str, bucket: str, body: bytes, images: int, burst: int) -> Figures:
+    """Sequential executions (after warm-up), then `burst` started at once."""
+    s3, sfn = session.client("s3"), session.client("stepfunctions")
+    s3.put_object(Bucket=bucket, Key="bench/image.png", Body=body)
+    ref = ImageRef("bench/image.png", bucket, "bench/image.png")
+    latencies, executions, failures = [], [], set()
+    for i in range(WARMUP + images):
+        began = time.perf_counter()
+        [outcome] = run_images(sfn, state_machine_arn, [ref])
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        if outcome.outcome == "failed":
+            failures.add(outcome.reason)
+        if i >= WARMUP:
+            latencies.append(elapsed_ms)
+            described = sfn.describe_execution(executionArn=outcome.execution_arn)
+            executions.append((described["stopDate"] - described["startDate"]).total_seconds() * 1000)
+    began = time.perf_counter()
+    outcomes = run_images(sfn, state_machine_arn, [ref] * burst)
+    burst_s = time.perf_counter() - began
+    failures |= {o.reason for o in outcomes if o.outcome == "failed"}
+    if failures:
+        print(f"failed outcomes on {session.client('sts').meta.endpoint_url}: {sorted(map(str, failures))[:3]}")
+    failed = sum(o.outcome == "failed" for o in outcomes)
+    return Figures(statistics.median(latencies), percentile(latencies, 0.9), statistics.median(executions),
+                   burst / burst_s, failed)  # fmt: skip
+
+
+def measure_ministack(home: Path, config: StackConfig, body: bytes, images: int, burst: int) -> Figures:
+    """deploy_stack into MiniStack, pointed at the embedded stack's model server, and the same workload."""
+    with running_ministack(home / "logs" / "ministack.log") as url:
+        os.environ["AWS_ENDPOINT_URL"] = url  # deploy_stack's clients, as for LocalStack
+        try:
+            credentials = {name.lower(): value for name, value in FAKE_CREDENTIALS.items()}
+            session = boto3.Session(region_name="us-east-1", **credentials)
+            outputs = deploy_stack(session, config)
+            return measure(session, outputs.state_machine_arn, outputs.bucket, body, images, burst)
+        finally:
+            del os.environ["AWS_ENDPOINT_URL"]
+
+
+def print_table(seconds_to_ready: float, ours: Figures, theirs: Figures | None) -> None:
+    rows = [
+        ("warm per-image p50 (ms)", ours.p50_ms, theirs and theirs.p50_ms, "lower"),
+        ("warm per-image p90 (ms)", ours.p90_ms, theirs and theirs.p90_ms, "lower"),
+        ("execution p50 (ms)", ours.execution_p50_ms, theirs and theirs.execution_p50_ms, "lower"),
+        ("burst (executions/s)", ours.burst_per_s, theirs and theirs.burst_per_s, "higher"),
+        ("burst: failed outcomes", ours.failed, theirs and theirs.failed, ""),
+    ]
+    print(f"scones up → ready: {seconds_to_ready:.2f} s")
+    print(f"{'':28}{'scones':>10}{'MiniStack ' + MINISTACK_VERSION:>18}{'ratio (better ×)':>18}")
+    for name, mine, other, better in rows:
+        ratio = ""
+        if other is not None and mine and other and better:
+            ratio = f"{(other / mine if better == 'lower' else mine / other):.1f}×"
+        other_text = "—" if other is None else f"{other:.1f}"
+        print(f"{name:28}{mine:>10.1f}{other_text:>18}{ratio:>18}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model.tar.gz to serve (default: train a small one first)")
     parser.add_argument("--images", type=int, default=30, help="sequential executions to time (default 30)")
     parser.add_argument("--burst", type=int, default=50, help="executions started at once (default 50)")
+    parser.add_argument("--no-ministack", action="store_true", help="skip the MiniStack comparison")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="scones-bench-") as tmp:
         home = Path(tmp)
         os.environ["SCONES_HOME"] = str(home)
+        os.environ.setdefault("SCONES_LAMBDA_RUNTIME_CACHE", str(REPO / ".scones" / "lambda-runtime"))  # build the runtime venv once
         settings = load_settings()
         model = args.model or train_small_model(home)
+        body = _any_png() if args.model else next((home / "data" / "test").glob("bicycle*.png")).read_bytes()
         started = start_stack(settings, model)
         try:
             state = started.state
-            session = state.boto3_session()
-            s3, sfn = session.client("s3"), session.client("stepfunctions")
-            body = _any_png() if args.model else next((home / "data" / "test").glob("bicycle*.png")).read_bytes()
-            s3.put_object(Bucket=state.bucket, Key="bench/image.png", Body=body)
-            ref = ImageRef("bench/image.png", state.bucket, "bench/image.png")
-
-            latencies = []
-            for i in range(WARMUP + args.images):
-                began = time.perf_counter()
-                [outcome] = run_images(sfn, state.state_machine_arn, [ref], poll_s=0.005)
-                if outcome.outcome == "failed":
-                    raise SystemExit(f"execution failed: {outcome.reason}")
-                if i >= WARMUP:
-                    latencies.append((time.perf_counter() - began) * 1000)
-
-            began = time.perf_counter()
-            outcomes = run_images(sfn, state.state_machine_arn, [ref] * args.burst, poll_s=0.05)
-            burst_s = time.perf_counter() - began
+            ours = measure(state.boto3_session(), state.state_machine_arn, state.bucket, body, args.images, args.burst)
+            print(f"scones: {ours}", flush=True)
+            theirs = None
+            if not args.no_ministack:
+                config = StackConfig(
+                    stack_name=settings.stack_name, bucket=settings.bucket, endpoint_name=settings.endpoint_name,
+                    class_names=tuple(state.class_names), threshold=state.threshold,
+                    lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": state.model_server_url or ""},
+                )  # fmt: skip
+                theirs = measure_ministack(home, config, body, args.images, args.burst)
         finally:
             stop_stack(settings)
-
-    print(f"scones up → ready:                 {started.seconds_to_ready:6.2f} s")
-    print(f"warm per-image latency (n={args.images}):   p50 {statistics.median(latencies):6.0f} ms   "
-          f"p90 {percentile(latencies, 0.9):6.0f} ms   min {min(latencies):6.0f} ms")
-    failed = sum(o.outcome == "failed" for o in outcomes)
-    print(f"burst of {args.burst} executions:         {burst_s:6.2f} s  "
-          f"({args.burst / burst_s:.1f} images/s, {failed} failed)")
+    print_table(started.seconds_to_ready, ours, theirs)
 
 
 def _any_png() -> bytes:

@@ -18,6 +18,8 @@ from scones.model import config
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OUTCOMES = ("classified", "review", "failed")
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+UPLOAD_PREFIX = "uploads/"
+FIRST_POLL_S = 0.005  # an embedded-stack execution takes ~20 ms: look early, then back off to poll_s
 
 
 class WorkflowError(Exception):
@@ -72,8 +74,11 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return expanded
 
 
-def stage_images(s3, bucket: str, inputs: Sequence[str], prefix: str = "incoming/") -> list[ImageRef]:
-    """Upload local files under `prefix` (content-addressed by run); S3 URIs are used in place."""
+def stage_images(s3, bucket: str, inputs: Sequence[str], prefix: str = UPLOAD_PREFIX) -> list[ImageRef]:
+    """Upload local files under `prefix` (by run); S3 URIs are used in place.
+
+    Not under incoming/: a put there starts an execution by itself (the stack's S3 trigger), and
+    these images get their explicit executions here."""
     run_id = uuid.uuid4().hex[:8]
     refs = []
     for item in inputs:
@@ -137,6 +142,7 @@ def run_images(
 ) -> list[Outcome]:
     """Start one execution per image, wait for all, return outcomes in input order.
 
+    Polls DescribeExecution after FIRST_POLL_S, backing off by half each round up to poll_s.
     An execution still running at the deadline is reported as failed with that reason,
     so every image ends with exactly one outcome.
     """
@@ -151,6 +157,7 @@ def run_images(
 
     results: list[Outcome | None] = [None] * len(refs)
     deadline = time.monotonic() + timeout_s
+    interval = min(FIRST_POLL_S, poll_s)
     while pending:
         for arn in list(pending):
             execution = stepfunctions.describe_execution(executionArn=arn)
@@ -169,5 +176,6 @@ def run_images(
                     on_done(outcome)
             break
         if pending:
-            time.sleep(poll_s)
+            time.sleep(interval)
+            interval = min(interval * 1.5, poll_s)
     return [r for r in results if r is not None]

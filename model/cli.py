@@ -1,11 +1,12 @@
 """`scones data stage|synth` and `scones train`. Torch is imported only inside the commands."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from scones.model.config import DEFAULT_CLASSES, load_settings
+from scones.model.config import DEFAULT_CLASSES, FAKE_CREDENTIALS, load_settings
 
 
 def _classes(value: str) -> tuple[str, ...]:
@@ -115,4 +116,19 @@ def train(args: tuple[str, ...]) -> None:
     """Train the classifier (SageMaker script mode); `scones train --help` lists the hyperparameters."""
     from .train import main
 
+    if any(arg.startswith("--include-reviewed") for arg in args):
+        _point_boto3_at_local_stack()
+
     raise SystemExit(main(list(args)))
+
+
+def _point_boto3_at_local_stack() -> None:
+    """`--include-reviewed` beside a running local stack: read its bucket, as `scones up`'s export lines would."""
+    from .monitor.cli import running_stack
+
+    state = running_stack()
+    if state is None or os.environ.get("AWS_ENDPOINT_URL") or state.target == "aws":
+        return
+    os.environ.update(FAKE_CREDENTIALS, AWS_ENDPOINT_URL=state.aws_endpoint_url)
+    click.echo(f"reading reviewed labels through the local stack at {state.aws_endpoint_url}", err=True)
+

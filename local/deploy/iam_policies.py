@@ -20,7 +20,7 @@ class AccountContext:
 
 
 def trust_policy(service: str) -> dict:
-    """Who may assume the role: lambda.amazonaws.com or states.amazonaws.com."""
+    """Who may assume the role: lambda.amazonaws.com, states.amazonaws.com or events.amazonaws.com."""
     return {
         "Version": POLICY_VERSION,
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
@@ -78,6 +78,14 @@ def state_machine_policy(function_arns: Iterable[str]) -> dict:
     return {
         "Version": POLICY_VERSION,
         "Statement": [_statement("InvokeWorkflowFunctions", ["lambda:InvokeFunction"], sorted(function_arns))],
+    }
+
+
+def event_rule_policy(state_machine_arn: str) -> dict:
+    """EventBridge may start executions of the workflow's state machine only."""
+    return {
+        "Version": POLICY_VERSION,
+        "Statement": [_statement("StartWorkflowExecutions", ["states:StartExecution"], [state_machine_arn])],
     }
 
 

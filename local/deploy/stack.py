@@ -1,4 +1,4 @@
-"""The one deploy path: bucket, IAM roles, log groups, functions and the state machine.
+"""The one deploy path: bucket, IAM roles, log groups, functions, the state machine and its S3 trigger.
 
 Driven only by a boto3 Session and a StackConfig, so the same code deploys to moto (`scones up`),
 LocalStack (compose) and AWS (`scripts/promote.sh`); AWS_ENDPOINT_URL picks the target.
@@ -19,7 +19,14 @@ from botocore.exceptions import ClientError
 from scones.statemachine import load_definition, render
 
 from scones.model.config import DEFAULT_THRESHOLD
-from scones.local.deploy.iam_policies import AccountContext, function_policy, state_machine_policy, trust_policy
+from scones.local.deploy.iam_policies import (
+    AccountContext,
+    event_rule_policy,
+    function_policy,
+    state_machine_policy,
+    trust_policy,
+)
+from scones.local.deploy.s3_trigger import delete_s3_trigger, ensure_s3_trigger
 from scones.local.deploy.lambda_package import FUNCTIONS, build_function_zip, code_sha256, handler_string
 
 STACK_TAG = "scones:stack"
@@ -60,7 +67,7 @@ class StackOutputs:
     bucket: str
     state_machine_arn: str
     function_arns: dict[str, str]  # keyed by function: serialize_image, classify_image, ...
-    role_arns: dict[str, str]  # the same keys, plus "state_machine"
+    role_arns: dict[str, str]  # the same keys, plus "state_machine" and "events" (the S3 trigger's rule)
 
 
 def function_name(stack_name: str, function: str) -> str:
@@ -256,6 +263,10 @@ def deploy_stack(session: boto3.Session, config: StackConfig) -> StackOutputs:
     arn = _ensure_state_machine(session.client("stepfunctions"), state_machine_name(config.stack_name),
                                 _state_machine_arn(ctx, config.stack_name), definition,
                                 role_arns["state_machine"], tags)
+    role_arns["events"] = _ensure_role(iam, role_name(config.stack_name, "events"), "events.amazonaws.com",
+                                       event_rule_policy(arn), tags)
+    ensure_s3_trigger(session.client("s3"), session.client("events"), stack_name=config.stack_name,
+                      bucket=config.bucket, state_machine_arn=arn, role_arn=role_arns["events"], tags=tags)
     return StackOutputs(bucket=config.bucket, state_machine_arn=arn,
                         function_arns=function_arns, role_arns=role_arns)
 
@@ -312,6 +323,8 @@ def destroy_stack(session: boto3.Session, stack_name: str, *, keep_bucket: bool 
     ctx = _account_context(session)
     iam, lam, logs, sfn = (session.client(s) for s in ("iam", "lambda", "logs", "stepfunctions"))
     deleted: list[str] = []
+    if delete_s3_trigger(session.client("events"), stack_name):
+        deleted.append(f"event rule {stack_name}-incoming")
     arn = _state_machine_arn(ctx, stack_name)
     if _ignore_missing(lambda: sfn.describe_state_machine(stateMachineArn=arn), "StateMachineDoesNotExist"):
         sfn.delete_state_machine(stateMachineArn=arn)
@@ -323,7 +336,7 @@ def destroy_stack(session: boto3.Session, stack_name: str, *, keep_bucket: bool 
         group = log_group_name(stack_name, function)
         if _ignore_missing(lambda: logs.delete_log_group(logGroupName=group), "ResourceNotFoundException"):
             deleted.append(f"log group {group}")
-    for owner in (*FUNCTIONS, "workflow"):
+    for owner in (*FUNCTIONS, "workflow", "events"):
         if _delete_role(iam, role_name(stack_name, owner)):
             deleted.append(f"role {role_name(stack_name, owner)}")
     if not keep_bucket:

@@ -25,6 +25,9 @@ class FunctionSpec:
     region: str
     code_sha256: str
     environment: dict[str, str] = field(default_factory=dict)
+    ephemeral_storage_mb: int = 512  # EphemeralStorage.Size: the size of the environment's /tmp
+    layers: tuple[str, ...] = ()  # layer version ARNs, in the order AWS extracts them into /opt
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions: invocations beyond it are throttled
 
     @property
     def log_group(self) -> str:
@@ -34,7 +37,7 @@ class FunctionSpec:
     def pool_key(self) -> str:
         """Workers are reusable only while code and configuration are unchanged."""
         config = json.dumps(
-            [self.handler, self.timeout_s, self.memory_mb, self.code_sha256, sorted(self.environment.items())]
+            [self.handler, self.timeout_s, self.memory_mb, self.code_sha256, sorted(self.environment.items()), self.ephemeral_storage_mb, self.layers]
         )
         return hashlib.sha256(config.encode()).hexdigest()[:16]
 

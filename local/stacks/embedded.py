@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from scones.local.emulator.lambda_sandbox import ensure_runtime
 from scones.model.artifact import InvalidArtifact, artifact_class_names
 from scones.model.config import FAKE_CREDENTIALS, Settings
 from scones.local.stacks.state import StackNotRunning, StackState, load_state, new_state, remove_state, save_state
@@ -134,7 +135,7 @@ def _is_ours(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
         return False
-    return any(marker in cmdline for marker in (b"scones.local.emulator.moto_host", b"scones.model.server", b"lambda_worker.py"))
+    return any(marker in cmdline for marker in (b"scones.local.emulator.moto_host", b"scones.model.server", b"awslambdaric"))
 
 
 def stop_process_group(pgid: int, timeout_s: float = STOP_TIMEOUT_S) -> bool:
@@ -179,6 +180,7 @@ def http_answers(url: str, expect_status: int | None = None) -> bool:
 
 def start_moto_host(log_path: Path, region: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
     """`python -m scones.local.emulator.moto_host` on a free port; returns (process, URL) once it answers."""
+    ensure_runtime(progress=True)  # built once (about 20 s), before moto's ready timeout starts
     port = port or free_port()
     url = f"http://{HOST}:{port}"
     argv = [sys.executable, "-m", "scones.local.emulator.moto_host", "--host", HOST, "--port", str(port)]
@@ -261,8 +263,6 @@ def start_stack(
             aws_endpoint_url=aws_url, region=region, log_path=logs / "model-server.log",
         )  # fmt: skip
         processes[MOTO_PROCESS], _ = start_moto_host(logs / "moto.log", region, moto_port)
-        wait_ready("model server", processes[MODEL_PROCESS], logs / "model-server.log",
-                   lambda: http_answers(f"{model_url}/ping", 200), MODEL_READY_TIMEOUT_S)  # fmt: skip
         state = new_state(
             settings, "embedded", class_names=class_names, aws_endpoint_url=aws_url, model_server_url=model_url,
             region=region, threshold=threshold, processes={name: p.pid for name, p in processes.items()},
@@ -274,7 +274,9 @@ def start_stack(
             class_names=tuple(class_names), threshold=threshold,
             lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": model_url},
         )  # fmt: skip
-        outputs = deploy_stack(state.boto3_session(), config)
+        outputs = deploy_stack(state.boto3_session(), config)  # while the model server loads
+        wait_ready("model server", processes[MODEL_PROCESS], logs / "model-server.log",
+                   lambda: http_answers(f"{model_url}/ping", 200), MODEL_READY_TIMEOUT_S)  # fmt: skip
         state = replace(state, bucket=outputs.bucket, state_machine_arn=outputs.state_machine_arn)
         save_state(settings, state)
     except BaseException:

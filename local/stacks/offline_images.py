@@ -30,12 +30,14 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from scones.local.emulator.lambda_sandbox import RUNTIME_PACKAGES
 from scones.local.stacks.docker_engine import has_image
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CACHE = REPO_ROOT / ".scones" / "docker-cache"
 SUITE = "bookworm"  # Debian 12: Python 3.11, as pyproject's requires-python
-BASE_PACKAGES = ("python3", "python3-pip", "python-is-python3")
+# python3-venv: the stack-tools image builds the Lambda runtime venv (awslambdaric) with `python -m venv`.
+BASE_PACKAGES = ("python3", "python3-pip", "python3-venv", "python-is-python3")
 # The CPU build (about 190 MB) instead of the CUDA one (about 5 GB): the compose tests run on CPU.
 DEFAULT_TORCH = "torch==2.13.0"
 # What each image installs (pyproject extras), plus the build backend for `pip install .`.
@@ -104,6 +106,7 @@ def requirements(repo_root: Path, torch: str) -> list[str]:
     build = project["build-system"]["requires"]
     extras = project["project"]["optional-dependencies"]
     wanted = {req for names in IMAGE_EXTRAS.values() for name in names for req in extras[name]}
+    wanted |= set(RUNTIME_PACKAGES)  # the Lambda runtime venv the stack-tools image builds
     return sorted({*build, "wheel", torch, *(r for r in wanted if not r.startswith("torch>") and r != "torch")})
 
 

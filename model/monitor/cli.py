@@ -15,7 +15,7 @@ CAPTURE_PREFIX = "capture"
 EXIT_DRIFT = 3
 
 
-def _running_stack():
+def running_stack():
     """The running stack's state, or None when no stack was started here."""
     try:
         from scones.model.config import load_settings
@@ -77,7 +77,7 @@ def report(capture_uri, since, out_dir, baseline_path, threshold, state_machine_
     from .report import generate_report, print_summary
 
     settings = load_settings()
-    state = _running_stack()
+    state = running_stack()
     capture_uri = capture_uri or default_capture_uri(state)
     if not capture_uri:
         raise click.UsageError("no running stack here: pass --capture s3://bucket/prefix/endpoint")

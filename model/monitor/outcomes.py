@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from scones.model.review.summary import ReviewSummary, summarize_reviews
+
 OUTCOMES = ("classified", "review", "failed")
 RECORD_PREFIXES = {"review": "review/", "failed": "failed/"}
 
@@ -26,6 +28,7 @@ class OutcomeSummary:
     review_reasons: Counter = field(default_factory=Counter)
     records: Counter = field(default_factory=Counter)  # review / failed → records in the bucket
     notes: list[str] = field(default_factory=list)
+    reviews: ReviewSummary | None = None  # the human review of the review/ records (labels/)
 
     @property
     def from_executions(self) -> bool:
@@ -114,6 +117,7 @@ def summarize_outcomes(
     if bucket:
         try:
             summarize_records(session.client("s3"), summary, since)
+            summary.reviews = summarize_reviews(session.client("s3"), bucket)
         except (BotoCoreError, ClientError) as exc:
             summary.notes.append(f"records in s3://{bucket} unavailable: {exc}")
     if summary.from_executions and bucket:

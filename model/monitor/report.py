@@ -92,6 +92,7 @@ class MonitorReport:
                 "failure_reasons": dict(self.outcomes.failure_reasons),
                 "review_reasons": dict(self.outcomes.review_reasons),
                 "notes": self.outcomes.notes,
+                "human_review": self.outcomes.reviews.to_json() if self.outcomes.reviews else None,
             },
             "drift": None if drift is None else {
                 "drifted": drift.drifted,
@@ -212,6 +213,8 @@ def summary_rows(report: MonitorReport) -> list[tuple[str, str]]:
             rows.append(("failure reasons", ", ".join(f"{k} ×{v}" for k, v in report.outcomes.failure_reasons.most_common())))
         if report.outcomes.review_reasons:
             rows.append(("review reasons", ", ".join(f"{k} ×{v}" for k, v in report.outcomes.review_reasons.most_common())))
+        if report.outcomes.reviews is not None:
+            rows += report.outcomes.reviews.rows()
     drift = report.drift
     if drift is not None:
         rows += [

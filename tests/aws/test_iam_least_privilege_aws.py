@@ -48,7 +48,7 @@ def test_every_stack_policy_is_least_privilege(moto_server: str, moto_session: b
 
     roles = [r["RoleName"] for r in iam.list_roles()["Roles"]
              if {"Key": "scones:stack", "Value": stack} in iam.list_role_tags(RoleName=r["RoleName"])["Tags"]]
-    assert len(roles) == 7  # 4 functions, state machine, endpoint, training
+    assert len(roles) == 8  # 4 functions, state machine, S3 trigger (EventBridge), endpoint, training
     problems, checked = [], 0
     for role in roles:
         assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []

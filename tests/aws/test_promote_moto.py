@@ -87,7 +87,9 @@ def test_promote_creates_the_whole_stack_and_reruns_idempotently(
     recorded_before = len(moto_requests())
     _promote(moto_server, tmp_path, model, stack, "--instance-type", "ml.g4dn.2xlarge")
     rerun_ops = [operation_of(e) for e in moto_requests()[recorded_before:] if is_write(e)]
-    mutating = [op for op in rerun_ops if op.startswith(MUTATING) and "tagging" not in op and "/tags/" not in op]
+    # "?notification": plain moto 5.2 does not report the bucket's EventBridge switch, so the deploy sets it again
+    mutating = [op for op in rerun_ops if op.startswith(MUTATING) and "tagging" not in op and "/tags/" not in op
+                and not op.endswith("?notification")]
     assert mutating == []
     assert _sagemaker_state(sm, endpoint) == (model_name, config_name)
     assert {f: lam.get_function_configuration(FunctionName=f"{stack}-{f}")["LastModified"] for f in FUNCTIONS} == before

@@ -76,7 +76,7 @@ def test_second_run_changes_nothing_unless_something_changed(moto_session, deplo
     moto_session.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
     assert deploy_stack(moto_session, CONFIG) == deployed
     writes = [c for c in calls if not c.startswith(("Get", "List", "Describe", "Head"))]
-    assert set(writes) <= {"TagResource", "PutBucketTagging"}, writes
+    assert set(writes) <= {"TagResource", "PutBucketTagging", "PutBucketNotificationConfiguration"}, writes
 
     calls.clear()
     deploy_stack(moto_session, StackConfig(**{**CONFIG.__dict__, "threshold": 0.5}))
@@ -92,10 +92,26 @@ def test_destroy_removes_everything_and_is_safe_to_rerun(moto_session):
     moto_session.client("s3").put_object(Bucket=outputs.bucket, Key="review/x.json", Body=b"{}")
     deleted = destroy_stack(moto_session, "deploytest")
     assert f"state machine {outputs.state_machine_arn}" in deleted and "bucket deploytest-images" in deleted
-    assert len([d for d in deleted if d.startswith("role ")]) == len(FUNCTIONS) + 1
+    assert len([d for d in deleted if d.startswith("role ")]) == len(FUNCTIONS) + 2  # + workflow, events
+    assert "event rule deploytest-incoming" in deleted
     lam = moto_session.client("lambda")
     assert not [f for f in lam.list_functions()["Functions"] if f["FunctionName"].startswith("deploytest-")]
     roles = moto_session.client("iam").list_roles()["Roles"]
     assert not [r for r in roles if r["RoleName"].startswith("deploytest-")]
     assert "deploytest-images" not in [b["Name"] for b in moto_session.client("s3").list_buckets()["Buckets"]]
     assert destroy_stack(moto_session, "deploytest") == []
+
+
+def test_photos_under_incoming_trigger_the_workflow_through_eventbridge(moto_session, deployed):
+    events, iam = moto_session.client("events"), moto_session.client("iam")
+    rule = events.describe_rule(Name="deploytest-incoming")
+    pattern = json.loads(rule["EventPattern"])
+    assert rule["State"] == "ENABLED" and pattern["detail"]["object"]["key"] == [{"prefix": "incoming/"}]
+    assert pattern["detail"]["bucket"]["name"] == ["deploytest-images"]
+    [target] = events.list_targets_by_rule(Rule="deploytest-incoming")["Targets"]
+    assert target["Arn"] == deployed.state_machine_arn and target["RoleArn"] == deployed.role_arns["events"]
+    assert set(target["InputTransformer"]["InputPathsMap"].values()) == {"$.detail.bucket.name", "$.detail.object.key"}
+    name = role_name("deploytest", "events")
+    policy = iam.get_role_policy(RoleName=name, PolicyName=name)["PolicyDocument"]
+    assert actions_of(policy) == ["states:StartExecution"]
+    assert policy["Statement"][0]["Resource"] == [deployed.state_machine_arn]

@@ -137,6 +137,7 @@ def test_monitor_report_on_captured_traffic(
     assert figures["unshifted"]["drift"]["ks_p_value"] > 0.01 and figures["unshifted"]["drift"]["chi2_p_value"] > 0.01
     assert figures["unshifted"]["outcomes"]["review"] == 1 and figures["unshifted"]["outcomes"]["failed"] == 1
     assert figures["unshifted"]["outcomes"]["failure_reasons"] == {"NotAnImage": 1}
+    assert figures["unshifted"]["outcomes"]["human_review"]["waiting"] == 1  # review/exec-1.json, unanswered
     assert figures["shifted"]["drift"]["drifted"] is True
     assert figures["shifted"]["drift"]["chi2_p_value"] < 0.01
     assert figures["shifted"]["below_threshold"] > figures["unshifted"]["below_threshold"] / 2

@@ -100,26 +100,50 @@ def test_function_spec_reads_the_attributes_moto_keeps():
     boto3.client("lambda", region_name="us-east-1").create_function(
         FunctionName="seam-fn", Runtime="python3.11", Role=role, Handler="fn.handler",
         Code={"ZipFile": code.getvalue()}, Timeout=7, MemorySize=256, Environment={"Variables": {"K": "v"}},
+        EphemeralStorage={"Size": 2048},
     )  # fmt: skip
+    boto3.client("lambda", region_name="us-east-1").put_function_concurrency(FunctionName="seam-fn", ReservedConcurrentExecutions=3)
     function = lambda_backends["123456789012"]["us-east-1"].get_function("seam-fn")
     spec = moto_seam.function_spec(function)
     assert (spec.name, spec.handler, spec.timeout_s, spec.memory_mb) == ("seam-fn", "fn.handler", 7.0, 256)
+    assert spec.ephemeral_storage_mb == 2048, "moto no longer keeps EphemeralStorage.Size in ephemeral_storage"
+    assert spec.layers == (), "moto no longer keeps the function's layers in layers"
+    assert callable(getattr(lambda_backends["123456789012"]["us-east-1"], "layers_versions_by_arn", None)), (
+        "moto's Lambda backend lost layers_versions_by_arn: layer_reader cannot read layer zips"
+    )
+    assert spec.reserved_concurrency == 3, "moto no longer keeps ReservedConcurrentExecutions in reserved_concurrency"
     assert spec.environment == {"K": "v"} and spec.code_sha256 and spec.arn.endswith(":function:seam-fn")
     assert function.code_bytes == code.getvalue(), "moto no longer keeps the deployment zip in code_bytes"
     for method in ("ensure_log_group", "ensure_log_stream", "put_log_events"):
         assert callable(getattr(function.logs_backend, method, None)), f"moto's logs backend lost {method}"
 
 
+def test_invoke_has_the_signature_the_seam_replaces():
+    signature = inspect.signature(LambdaFunction.__dict__["invoke"])
+    assert list(signature.parameters) == ["self", "body", "request_headers", "response_headers"], (
+        f"moto.awslambda.models.LambdaFunction.invoke signature changed: {signature}"
+    )
+
+
+def test_lambda_client_error_carries_an_http_status():
+    from moto.awslambda.exceptions import LambdaClientError
+
+    error = moto_seam._lambda_error("TooManyRequestsException", "Rate Exceeded.", 429)
+    assert isinstance(error, LambdaClientError) and error.code == 429
+    assert json.loads(error.get_body())["__type"] == "TooManyRequestsException"
+
+
 def test_install_replaces_and_uninstall_restores_the_seam(tmp_path):
-    original = LambdaFunction.__dict__["_invoke_lambda"]
-    runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path)
+    originals = {name: LambdaFunction.__dict__[name] for name in ("_invoke_lambda", "invoke")}
+    runner = lambda_runner.ProcessLambdaRunner("http://127.0.0.1:1", tmp_path, runtime_dir=tmp_path)
     uninstall = moto_seam.install_lambda_invoker(runner)
     try:
         assert LambdaFunction.__dict__["_invoke_lambda"] is moto_seam._invoke_lambda
+        assert LambdaFunction.__dict__["invoke"] is moto_seam._invoke
     finally:
         uninstall()
         runner.close()
-    assert LambdaFunction.__dict__["_invoke_lambda"] is original
+    assert {name: LambdaFunction.__dict__[name] for name in originals} == originals
 
 
 def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.MonkeyPatch):
@@ -143,3 +167,142 @@ def test_update_endpoint_shim_targets_moto_sagemaker_response():
         assert attribute in inspect.signature(FakeEndpoint.__init__).parameters or attribute in inspect.getsource(
             FakeEndpoint.__init__
         ), f"moto's FakeEndpoint lost {attribute}: the UpdateEndpoint shim sets it"
+
+
+# --- Step Functions section (moto_seam_stepfunctions): what each patch relies on ---------------
+
+
+def test_server_routing_calls_the_module_listing_through_the_module():
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    assert callable(backends.list_of_moto_modules)
+    source = inspect.getsource(DomainDispatcherApplication.get_backend_for_host)
+    assert "backends.list_of_moto_modules()" in source, "moto no longer routes through list_of_moto_modules: drop cache_moto_module_listing"
+
+
+def test_parser_errors_name_themselves_in_code_not_type():
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.api import InvalidDefinition, InvalidExecutionInput
+
+    for error in (InvalidExecutionInput, InvalidDefinition):
+        assert issubclass(error, AWSError) and error.code == error.__name__, f"moto changed {error.__name__}"
+    from scones.local.emulator import moto_seam_stepfunctions
+
+    moto_seam_stepfunctions.give_parser_errors_their_codes()
+    assert InvalidExecutionInput("bad").error_type == "InvalidExecutionInput"
+
+
+def test_execution_worker_parses_the_definition_in_one_method():
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    source = inspect.getsource(ExecutionWorker._get_evaluation_entrypoint)
+    assert "AmazonStateLanguageParser.parse" in source and "state_machine_details.definition" in source
+    assert isinstance(inspect.getattr_static(EvalComponent, "heap_key"), property), "EvalComponent.heap_key moved"
+
+
+def test_cached_program_is_shared_with_every_heap_key_set():
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    from scones.local.emulator.moto_seam_stepfunctions import _set_heap_keys
+
+    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "f"}, "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}], "End": True}}})  # fmt: skip
+    program = AmazonStateLanguageParser.parse(definition)[0]
+    _set_heap_keys(program, set())
+    retrier = program.states.states["A"].retry.retriers[0]
+    assert retrier.max_attempts._EvalComponent__heap_key is not None, "heap keys are not found by walking the program"
+
+
+def test_lambda_tasks_get_their_client_from_boto_client_for():
+    from moto.awslambda.models import LambdaBackend
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    for function in (lambda_eval_utils._invoke_lambda_function, lambda_eval_utils.exec_lambda_function):
+        assert "boto_client_for(" in inspect.getsource(function), f"{function.__name__} no longer uses boto_client_for"
+        assert ".invoke(**parameters)" in inspect.getsource(function)
+    parameters = list(inspect.signature(LambdaBackend.invoke).parameters)
+    assert parameters == ["self", "function_name", "qualifier", "body", "headers", "response_headers"]
+
+
+def test_in_process_client_answers_like_botocore_for_a_missing_function():
+    from botocore.exceptions import ClientError
+
+    from scones.local.emulator.moto_seam_stepfunctions import InProcessLambdaClient
+
+    with mock_aws(), pytest.raises(ClientError) as raised:
+        InProcessLambdaClient("us-east-1").invoke(FunctionName="nothing", Payload=b"{}")
+    assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_jsonata_components_keep_expression_and_environment_state():
+    from moto.stepfunctions.parser.asl.component.common.string.string_expression import StringJSONata, StringVariableSample
+    from moto.stepfunctions.parser.asl.eval.states import States
+    from moto.stepfunctions.parser.asl.eval.variable_store import VariableStore
+
+    assert "_eval_body" in vars(StringJSONata) and "_eval_body" in vars(StringVariableSample)
+    assert {"query_language_mode", "expression"} <= set(inspect.signature(StringVariableSample.__init__).parameters)
+    store = VariableStore()
+    assert store._outer_scope == {} and store._inner_scope == {}, "VariableStore scopes moved"
+    states = States({"Execution": {"Input": {"a": 1}}})  # type: ignore[typeddict-item]
+    assert states._states_data["input"] == {"a": 1}, "States._states_data moved"
+
+
+def test_parser_backend_validates_and_starts_where_the_seam_wraps():
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    assert isinstance(StepFunctionsParserBackend.__dict__["_validate_definition"], staticmethod)
+    parameters = list(inspect.signature(StepFunctionsParserBackend.start_execution).parameters)
+    assert parameters[:4] == ["self", "state_machine_arn", "name", "execution_input"]
+
+
+def test_result_path_reads_its_source_attribute():
+    from moto.stepfunctions.parser.asl.component.common.path.result_path import ResultPath
+
+    assert ResultPath("$.failure").result_path_src == "$.failure" and "_eval_body" in vars(ResultPath)
+
+
+def test_s3_and_eventbridge_functions_the_trigger_replaces():
+    from moto.events.models import Rule
+    from moto.s3 import notifications
+
+    parameters = list(inspect.signature(notifications._send_event_bridge_message).parameters)
+    assert parameters == ["account_id", "bucket", "event_name", "key"]
+    assert "_send_event_bridge_message(" in inspect.getsource(notifications.send_event)
+    assert notifications._detail_type("s3:ObjectCreated:Put") == "Object Created"
+    assert list(inspect.signature(Rule.send_to_targets).parameters) == ["self", "original_event", "transform_input"]
+    assert "states" not in inspect.getsource(Rule.send_to_targets), "moto now sends to Step Functions itself"
+
+
+def test_sync_execution_exists_but_moto_does_not_route_it():
+    from moto.stepfunctions import models
+    from moto.stepfunctions.parser.backend.execution import SyncExecution
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    assert callable(SyncExecution.to_start_sync_execution_output) and "start" in vars(SyncExecution.__mro__[1])
+    ours = vars(StepFunctionResponse).get("start_sync_execution")
+    assert ours is None or ours.__module__ == "scones.local.emulator.moto_seam_stepfunctions", (
+        "moto now implements StartSyncExecution: drop add_start_sync_execution")
+    assert 'self.type = sm_type or "STANDARD"' in inspect.getsource(models), "moto moved the state machine's type"
+
+
+def test_timed_evaluation_still_has_the_steps_the_inline_form_repeats():
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    from scones.local.emulator.moto_seam_stepfunctions import AFTER_EXECUTION
+
+    source = inspect.getsource(ExecutionState._evaluate_with_timeout)
+    assert "Thread(target=_exec_and_notify" in source, "moto no longer starts a thread per state: drop run_untimed_states_inline"
+    positions = [source.find(statement) for statement in AFTER_EXECUTION]
+    assert -1 not in positions and positions == sorted(positions), "moto changed what follows a state's execution"
+
+
+def test_bucket_notification_answer_is_built_where_the_seam_adds_eventbridge():
+    from moto.s3.models import NotificationConfiguration
+    from moto.s3.responses import S3Response
+
+    source = inspect.getsource(S3Response.get_bucket_notification)
+    assert "get_bucket_notification_configuration(" in source and "EventBridge" not in source, (
+        "moto now reports EventBridgeConfiguration itself: drop report_eventbridge_notifications")
+    assert "event_bridge" in inspect.signature(NotificationConfiguration.__init__).parameters
