@@ -148,7 +148,7 @@ def offline_base(client, rootfs_tar: Path, wheels: Path, torch: str) -> str:
 
     torch in the base, as in the default base image: both images share that layer (the largest).
     """
-    debian = f"scones-debian:{rootfs_tar.stem.rsplit('-', 1)[-1]}"
+    debian = _debian_tag(rootfs_tar)
     if not has_image(debian):
         print(f"docker import {rootfs_tar.name} ...", file=sys.stderr)
         repository, tag = debian.split(":")
@@ -170,6 +170,22 @@ def offline_base(client, rootfs_tar: Path, wheels: Path, torch: str) -> str:
     return base
 
 
+def _debian_tag(rootfs_tar: Path) -> str:
+    return f"scones-debian:{rootfs_tar.stem.rsplit('-', 1)[-1]}"
+
+
+def _drop_stale(client, cache: Path, keep: set[str], keep_images: set[str]) -> None:
+    """Earlier keys' root file systems, wheelhouses and base images, and the images these tags replaced."""
+    for old in [*cache.glob("debian-*.tar"), *cache.glob("wheelhouse-*")]:
+        if old.name not in keep:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for image in client.images.list(name="scones-offline-base") + client.images.list(name="scones-debian"):
+        for tag in image.tags:
+            if tag not in keep_images:
+                client.images.remove(tag)
+    client.images.prune(filters={"dangling": True})
+
+
 def build_offline_images(repo_root: Path = REPO_ROOT, cache: Path = DEFAULT_CACHE, torch: str = DEFAULT_TORCH,
                          mirror: str | None = None) -> OfflineImages:
     """Steps 1–4 of the module docstring; each is skipped when its cached result is there."""
@@ -184,7 +200,7 @@ def build_offline_images(repo_root: Path = REPO_ROOT, cache: Path = DEFAULT_CACH
         args = {"BASE_IMAGE": base, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"}
         for tag, dockerfile in DOCKERFILES.items():
             _build(client, tag, args, path=str(repo_root), dockerfile=dockerfile)
-        client.images.prune(filters={"dangling": True})  # the images these tags replaced: disk stays bounded
+        _drop_stale(client, cache, keep={rootfs_tar.name, wheels.name}, keep_images={base, _debian_tag(rootfs_tar)})
     finally:
         client.close()
     return OfflineImages(base, tuple(DOCKERFILES))
