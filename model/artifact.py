@@ -99,10 +99,23 @@ def extract_artifact(path: Path, dest: Path) -> Path:
                 raise UnsafeArtifact(f"{path}: member {member.name!r} is not a plain file or folder")
             if target != root and root not in target.parents:
                 raise UnsafeArtifact(f"{path}: member {member.name!r} would extract outside {root}")
-        tar.extractall(root, members=members, filter="data")
+        _extract_data_only(tar, root, members)
     if not (root / "code" / "inference.py").is_file():
         raise InvalidArtifact(f"{path} has no code/inference.py")
     return root
+
+
+def _extract_data_only(tar: tarfile.TarFile, root: Path, members: list[tarfile.TarInfo]) -> None:
+    """tarfile's "data" filter where Python has it (3.11.4+); before that (Debian 12's 3.11.2), the
+    members were already checked above, and owners and modes are reset the way the filter would."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(root, members=members, filter="data")
+        return
+    for member in members:
+        member.uid = member.gid = 0
+        member.uname = member.gname = ""
+        member.mode = 0o755 if member.isdir() else (member.mode & 0o755) | 0o600
+        tar.extract(member, root, set_attrs=member.isdir())
 
 
 def load_inference_module(model_dir: Path) -> ModuleType:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from scones.local.stacks.docker_engine import compose_command, require_engine
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT_VARIABLES = ("SCONES_LOCALSTACK_PORT", "SCONES_MODEL_PORT", "SCONES_MOTO_PORT")
 UP_TIMEOUT_S = 1800  # first run: image builds and the small model's training
 
@@ -32,6 +32,13 @@ class ComposeProject:
     emulator: str = "localstack"  # or "moto" (the token-free profile)
     gpu: bool = False
     ports: dict[str, int] = field(default_factory=dict)  # e.g. SCONES_MODEL_PORT; free ports in tests
+    # True: rebuild the images; False: never build (images built beforehand, e.g. by offline_images);
+    # None: compose's default, build only images that are missing.
+    build: bool | None = None
+
+    @property
+    def model_service(self) -> str:
+        return "moto-model" if self.emulator == "moto" else "model"
 
     def _files(self) -> list[str]:
         files = ["-f", str(self.repo_root / "docker-compose.yml")]
@@ -45,6 +52,11 @@ class ComposeProject:
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
             env["SCONES_HOME"] = str(self.home)
+        # The bootstrap writes SCONES_HOME on the host: as this user, who can read and write it.
+        env.setdefault("SCONES_UID", str(os.getuid()))
+        socket = docker_socket(env.get("DOCKER_HOST"))
+        if socket:
+            env.setdefault("SCONES_DOCKER_SOCKET", socket)
         return env
 
     def _run(self, *args: str, timeout_s: float = 300, capture: bool = False) -> str:
@@ -63,10 +75,17 @@ class ComposeProject:
         from scones.local.stacks.state import load_state
 
         require_engine()
-        target = "moto-model" if self.emulator == "moto" else "model"
-        self._run("up", "--build", "--detach", "--wait", target, timeout_s=timeout_s)
+        build = {True: ["--build"], False: ["--no-build"], None: []}[self.build]
+        self._run("up", *build, "--detach", "--wait", self.model_service, timeout_s=timeout_s)
         env = {**os.environ, **({"SCONES_HOME": str(self.home)} if self.home is not None else {})}
         return load_state(load_settings(env))
+
+    def stop_service(self, service: str) -> None:
+        self._run("stop", "--timeout", "10", service)
+
+    def start_service(self, service: str) -> None:
+        """Starts a stopped service again and waits for its health check (`--no-deps`: nothing else reruns)."""
+        self._run("up", "--no-build", "--no-deps", "--detach", "--wait", service)
 
     def down(self) -> None:
         """Stop and remove containers, the network and the volumes (LocalStack data, model copy)."""
@@ -77,6 +96,13 @@ class ComposeProject:
             return self._run("logs", "--no-color", "--tail", "200", capture=True)
         except (ComposeFailed, subprocess.TimeoutExpired) as error:
             return str(error)
+
+
+def docker_socket(docker_host: str | None) -> str | None:
+    """The engine's socket path on this host for a unix:// DOCKER_HOST (what LocalStack mounts), else None."""
+    if docker_host and docker_host.startswith("unix://"):
+        return docker_host.removeprefix("unix://")
+    return None
 
 
 def compose_up(emulator: str = "localstack", gpu: bool = False):

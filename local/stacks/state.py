@@ -42,9 +42,11 @@ class StackState:
     def boto3_session(self) -> boto3.Session:
         """A session for this stack's region; `client()` adds the endpoint URL.
 
-        The embedded stack is moto: it gets dummy credentials, so no real ones are needed or sent.
+        The embedded and compose stacks are emulators (moto, LocalStack): they get dummy
+        credentials, so no real ones are needed or sent.
         """
-        credentials = {name.lower(): value for name, value in FAKE_CREDENTIALS.items()} if self.target == "embedded" else {}
+        local = self.target in ("embedded", "compose")
+        credentials = {name.lower(): value for name, value in FAKE_CREDENTIALS.items()} if local else {}
         return _EndpointSession(self.aws_endpoint_url, self.model_server_url, region_name=self.region, **credentials)
 
     def client(self, service: str) -> Any:

@@ -22,9 +22,10 @@ from scones.local.workflow_client import ImageRef, Outcome, run_images
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["embedded", "compose"], scope="module")
+@pytest.fixture(params=["embedded", pytest.param("compose", marks=[pytest.mark.docker, pytest.mark.slow])],
+                scope="module")
 def stack(request):
-    """Each scenario once per stack; the compose stack skips itself without a Docker engine."""
+    """Each scenario once per stack; the compose stack (moto profile) skips itself without a Docker engine."""
     fixture = {"embedded": "embedded_stack", "compose": "compose_stack"}[request.param]
     return request.getfixturevalue(fixture)
 

@@ -37,6 +37,23 @@ def test_pack_then_extract_gives_the_sagemaker_layout(tiny_model_dir, tmp_path):
     assert (extracted / "code" / "inference.py").read_bytes() == artifact.INFERENCE_SOURCE.read_bytes()
 
 
+def test_extract_works_where_tarfile_has_no_data_filter(tiny_model_dir, tmp_path, monkeypatch):
+    """Python before 3.11.4 (Debian 12's 3.11.2, the offline images') has no `filter=`: same result."""
+    tarball = artifact.pack_artifact(tiny_model_dir, tmp_path / "out" / "model.tar.gz")
+    monkeypatch.delattr(tarfile, "data_filter", raising=False)
+    real_extractall = tarfile.TarFile.extractall
+
+    def old_extractall(self, path=".", members=None, *, numeric_owner=False, **kwargs):
+        assert "filter" not in kwargs, "Python 3.11.2 rejects filter="
+        return real_extractall(self, path, members, numeric_owner=numeric_owner)
+
+    monkeypatch.setattr(tarfile.TarFile, "extractall", old_extractall)
+    extracted = artifact.extract_artifact(tarball, tmp_path / "x")
+    assert (extracted / "code" / "inference.py").read_bytes() == artifact.INFERENCE_SOURCE.read_bytes()
+    assert json.loads((extracted / "model.json").read_text())
+    assert (extracted / "code").stat().st_mode & 0o777 == 0o755
+
+
 def test_pack_refuses_an_incomplete_dir(tiny_model_dir, tmp_path):
     (tiny_model_dir / "baseline.json").unlink()
     with pytest.raises(artifact.InvalidArtifact, match="baseline.json"):

@@ -35,4 +35,27 @@ def test_compose_v1_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_compose_v2_standalone_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_compose(tmp_path, "Docker Compose version v5.6.1")
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(docker_engine.sys, "executable", str(tmp_path / "no-venv" / "python"))
     assert docker_engine.compose_command() == [str(tmp_path / "docker-compose")]
+
+
+def test_the_virtualenvs_compose_v2_beats_v1_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's docker-compose (v1) on PATH must not hide the v2 the dev extras put in .venv/bin."""
+    (tmp_path / "usr-bin").mkdir()
+    (tmp_path / "venv-bin").mkdir()
+    _fake_compose(tmp_path / "usr-bin", "docker-compose version 1.29.2, build unknown")
+    _fake_compose(tmp_path / "venv-bin", "Docker Compose version v5.6.1")
+    monkeypatch.setenv("PATH", str(tmp_path / "usr-bin"))
+    monkeypatch.setattr(docker_engine.sys, "executable", str(tmp_path / "venv-bin" / "python"))
+    assert docker_engine.compose_command() == [str(tmp_path / "venv-bin" / "docker-compose")]
+
+
+@pytest.mark.parametrize(("docker_host", "socket"), [
+    ("unix:///tmp/scones-docker/docker.sock", "/tmp/scones-docker/docker.sock"),
+    ("tcp://127.0.0.1:2375", None),
+    (None, None),
+])
+def test_localstack_mounts_the_socket_docker_host_names(docker_host: str | None, socket: str | None) -> None:
+    from scones.local.stacks.compose import docker_socket
+
+    assert docker_socket(docker_host) == socket
