@@ -64,11 +64,14 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(title: str) -> tuple[Figure, object]:
+def _figure(title: str, empty: bool = False) -> tuple[Figure, object]:
+    """A titled chart; `empty` writes "no captured requests" across it instead of data."""
     figure = Figure(figsize=(8, 3.6))
     axes = figure.add_subplot()
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
+    if empty:
+        _empty(axes)
     return figure, axes
 
 
@@ -98,10 +101,8 @@ def _share_per_bucket(buckets: TimeBuckets, selected: np.ndarray) -> np.ndarray:
 
 def confidence_over_time(records: Sequence[CaptureRecord], class_names: Sequence[str], threshold: float) -> Chart:
     title = "Max confidence over inference time"
-    figure, axes = _figure(title)
-    if not records:
-        _empty(axes)
-    else:
+    figure, axes = _figure(title, empty=not records)
+    if records:
         predicted = np.array([r.predicted_index for r in records])
         times = np.array([r.inference_time for r in records])
         confidence = np.array([r.max_confidence for r in records])
@@ -122,10 +123,8 @@ def confidence_histogram(
     records: Sequence[CaptureRecord], threshold: float, baseline_confidence: Sequence[float] = ()
 ) -> Chart:
     title = "Max confidence: captured vs training baseline"
-    figure, axes = _figure(title)
-    if not records:
-        _empty(axes)
-    else:
+    figure, axes = _figure(title, empty=not records)
+    if records:
         confidence = np.array([r.max_confidence for r in records])
         low = min(confidence.min(), min(baseline_confidence, default=1.0), 0.5)
         bins = np.linspace(np.floor(low * 20) / 20, 1.0, 26)
@@ -145,10 +144,8 @@ def confidence_histogram(
 def class_mix_over_time(records: Sequence[CaptureRecord], class_names: Sequence[str]) -> Chart:
     buckets = choose_buckets([r.inference_time for r in records])
     title = f"Predicted-class mix per {buckets.label}"
-    figure, axes = _figure(title)
-    if not records:
-        _empty(axes)
-    else:
+    figure, axes = _figure(title, empty=not records)
+    if records:
         predicted = np.array([r.predicted_index for r in records])
         bottom = np.zeros(len(buckets.starts))
         for index, name in enumerate(class_names):
@@ -165,10 +162,8 @@ def class_mix_over_time(records: Sequence[CaptureRecord], class_names: Sequence[
 def below_threshold_share(records: Sequence[CaptureRecord], threshold: float, baseline_share: float | None) -> Chart:
     buckets = choose_buckets([r.inference_time for r in records])
     title = f"Share below threshold {threshold:g} per {buckets.label}"
-    figure, axes = _figure(title)
-    if not records:
-        _empty(axes)
-    else:
+    figure, axes = _figure(title, empty=not records)
+    if records:
         share = _share_per_bucket(buckets, np.array([r.max_confidence < threshold for r in records]))
         axes.bar(buckets.starts, share, width=_bar_width(buckets), align="edge", color="#ff7f0e", label="captured")
         if baseline_share is not None:
@@ -184,10 +179,8 @@ def below_threshold_share(records: Sequence[CaptureRecord], threshold: float, ba
 def request_volume(records: Sequence[CaptureRecord]) -> Chart:
     buckets = choose_buckets([r.inference_time for r in records])
     title = f"Captured requests per {buckets.label}"
-    figure, axes = _figure(title)
-    if not records:
-        _empty(axes)
-    else:
+    figure, axes = _figure(title, empty=not records)
+    if records:
         counts = np.bincount(buckets.index, minlength=len(buckets.starts))
         axes.bar(buckets.starts, counts, width=_bar_width(buckets), align="edge", color="#2ca02c")
         axes.set_ylabel("requests")
