@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scones.local.emulator.ports import free_port
 from scones.model.config import FAKE_CREDENTIALS, parse_s3_uri
 
 log = logging.getLogger("scones.local.emulator.sagemaker")
@@ -110,14 +111,6 @@ class Route:
     error_code: str = ""
     status: int = 200
     message: str = ""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def _ping(url: str) -> tuple[int | None, str, bytes]:

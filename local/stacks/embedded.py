@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from scones.local.emulator.lambda_sandbox import ensure_runtime
+from scones.local.emulator.ports import free_port
 from scones.model.artifact import InvalidArtifact, artifact_class_names
 from scones.model.config import FAKE_CREDENTIALS, Settings
 from scones.local.stacks.state import StackNotRunning, StackState, load_state, new_state, remove_state, save_state
@@ -55,12 +56,6 @@ class StartedStack:
 
 def logs_dir(settings: Settings) -> Path:
     return settings.home / "logs"
-
-
-def free_port(host: str = HOST) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def port_is_listening(port: int, host: str = HOST) -> bool:

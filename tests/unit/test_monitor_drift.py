@@ -1,12 +1,12 @@
 """Drift tests against a baseline, and loading the baseline from a model artifact (no network)."""
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 
 import numpy as np
 import pytest
+
+from fixtures.promote_fixtures import write_tar
 
 from scones.model.monitor.drift import Baseline, BaselineError, detect_drift, load_baseline
 
@@ -50,23 +50,13 @@ def test_too_few_samples_gives_no_verdict():
     assert not result.drifted and result.verdict.startswith("NO VERDICT") and "fewer than" in result.verdict
 
 
-def _tarball(tmp_path, members: dict[str, bytes]):
-    path = tmp_path / "model.tar.gz"
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
-
-
 BASELINE_JSON = {"class_names": list(CLASSES), "max_confidence": [0.99, 0.95, 0.7],
                  "predicted_class_counts": {"bicycle": 2, "motorcycle": 1}, "threshold": 0.9, "created": "2026-03-01T00:00:00Z"}
 
 
 def test_loads_baseline_from_artifact_dir_and_file(tmp_path):
     data = json.dumps(BASELINE_JSON).encode()
-    from_tar = load_baseline(_tarball(tmp_path, {"model.pth": b"x", "baseline.json": data}))
+    from_tar = load_baseline(write_tar(tmp_path / "model.tar.gz", {"model.pth": b"x", "baseline.json": data}))
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "baseline.json").write_bytes(data)
     from_dir = load_baseline(tmp_path / "dir")
@@ -78,7 +68,7 @@ def test_loads_baseline_from_artifact_dir_and_file(tmp_path):
 
 def test_bad_baselines_are_named_errors(tmp_path):
     with pytest.raises(BaselineError, match="no baseline.json"):
-        load_baseline(_tarball(tmp_path, {"model.pth": b"x"}))
+        load_baseline(write_tar(tmp_path / "model.tar.gz", {"model.pth": b"x"}))
     (tmp_path / "bad.json").write_text('{"class_names": ["a"]}')
     with pytest.raises(BaselineError, match="not a baseline.json"):
         load_baseline(tmp_path / "bad.json")
