@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
@@ -212,4 +213,5 @@ class RequestLog:
             "latency_ms": round((time.perf_counter() - started) * 1000, 3),
             "batch_size": state.get("batch_size"),
             "inference_id": state.get("inference_id"),
+            "pid": os.getpid(),  # which process answered, under --workers
         }))
