@@ -16,6 +16,7 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   and `VariableStore._outer_scope/_inner_scope`: JSONata by `sfn_jsonata` (jsonata-python).
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
 - `StepFunctionResponse` gains `start_sync_execution`, running the interpreter's `SyncExecution`.
+- `StepFunctionResponse` gains `test_state` (TestState), built from the parser's TestState parts (`test_state.py`).
 - `ExecutionWorker.start` (the execution's thread): started once the StartExecution answer is written
   (`execution_starts.py`).
 S3 → EventBridge → Step Functions is in `s3_events.py`.
@@ -31,6 +32,7 @@ from typing import Any, NoReturn
 
 from scones.local.emulator import sfn_jsonata
 from scones.local.emulator.moto_seam.execution_starts import defer_execution_starts
+from scones.local.emulator.moto_seam.test_state import add_test_state
 
 
 def cache_moto_module_listing() -> None:
@@ -282,8 +284,7 @@ def fail_result_path_as_aws_does() -> None:
 
 def add_start_sync_execution() -> None:
     """StartSyncExecution for EXPRESS machines: moto 5.2's interpreter has `SyncExecution` but its API
-    does not route the action (it answered 500). TestState stays out: moto's only implementation is in
-    `parser/provider.py`, which imports LocalStack."""
+    does not route the action (it answered 500). TestState: `test_state.py`."""
     from moto.core.responses import ActionResult
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -330,6 +331,7 @@ PATCHES = (
     name_unnamed_executions,
     fail_result_path_as_aws_does,
     add_start_sync_execution,
+    add_test_state,
     cache_parsed_definitions,
     dispatch_lambda_tasks_in_process,
     run_untimed_states_inline,
