@@ -62,7 +62,7 @@ def run_test_state(backend: Any, definition: str, role_arn: str, execution_input
     execution = TestStateExecution(
         name=name, role_arn=role_arn, exec_arn=f"{prefix}:execution:{name}:{name}", account_id=backend.account_id,
         region_name=backend.region_name, state_machine=machine, start_date=datetime.datetime.now(tz=datetime.timezone.utc),
-        input_data=execution_input, activity_store=backend.activities,
+        input_data=execution_input, activity_store=backend.activities,  # type: ignore[arg-type]
     )  # fmt: skip
     execution.start()
     return execution.to_test_state_output(inspection_level=InspectionLevel(inspection_level or "INFO"))
