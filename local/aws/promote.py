@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,14 @@ from botocore.exceptions import ClientError
 from scones.local.aws.images import pytorch_image_uri
 from scones.model.artifact import InvalidArtifact, artifact_class_names
 from scones.model.config import DEFAULT_THRESHOLD, load_settings, parse_s3_uri
-from scones.local.deploy.stack import StackConfig, deploy_stack, destroy_stack, function_name, state_machine_name
+from scones.local.deploy.stack import (
+    StackConfig,
+    deploy_stack,
+    destroy_stack,
+    ensure_stack_bucket,
+    function_name,
+    state_machine_name,
+)
 from scones.local.deploy.lambda_package import FUNCTIONS
 from scones.local.aws.sagemaker_endpoint import (
     DEFAULT_INSTANCE_TYPE,
@@ -168,29 +176,38 @@ def plan_promotion(session: Any, request: PromoteRequest) -> list[str]:
 def promote_stack(
     session: Any, request: PromoteRequest, *, on_status: Callable[[str], None] = lambda s: None, poll_s: float = 15.0
 ) -> PromotionResult:
-    """Model to S3, workflow via deploy_stack, execution role, Model/EndpointConfig/Endpoint."""
-    s3, iam = session.client("s3"), session.client("iam")
+    """Model to S3, then the endpoint (role, Model/EndpointConfig/Endpoint) and the workflow (deploy_stack)
+    side by side: the endpoint's instance starting is the long wait, and neither needs the other."""
+    s3, iam, sm = session.client("s3"), session.client("iam"), session.client("sagemaker")
     account, region = _account(session), session.region_name
     changes: list[str] = []
     with fetched_model(s3, request.model) as model:
-        outputs = deploy_stack(session, stack_config(request, model.class_names))
+        config = stack_config(request, model.class_names)
+        ensure_stack_bucket(session, config)
         if not _object_exists(s3, request.bucket, model.key()):
             s3.upload_file(str(model.path), request.bucket, model.key())
             changes.append(f"uploaded s3://{request.bucket}/{model.key()}")
     spec = endpoint_spec(request, region, "", model.key())
-    policy = endpoint_role_policy(
-        bucket=request.bucket, model_prefix=MODEL_PREFIX, capture_prefix=CAPTURE_PREFIX, image_uri=spec.image_uri,
-        region=region, account=account, endpoint_name=request.endpoint_name,
-    )
-    role_arn, role_changed = ensure_role(iam, endpoint_role_name(request.stack_name), policy, request.stack_name)
-    if role_changed:
-        changes.append(f"created or updated role {endpoint_role_name(request.stack_name)}")
-    deployment = deploy_endpoint(session.client("sagemaker"), replace(spec, execution_role_arn=role_arn),
-                                 on_status=on_status, poll_s=poll_s)
-    changes += deployment.changes
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="promote-endpoint") as pool:
+        endpoint = pool.submit(_promote_endpoint, iam, sm, request, spec, account, on_status, poll_s)
+        outputs = deploy_stack(session, config)  # its clients are made here: a boto3 Session is not thread-safe
+        changes += endpoint.result()
     return PromotionResult(
         outputs.state_machine_arn, request.endpoint_name, spec.model_data_url, model.class_names, tuple(changes)
     )
+
+
+def _promote_endpoint(iam: Any, sm: Any, request: PromoteRequest, spec: EndpointSpec, account: str,
+                      on_status: Callable[[str], None], poll_s: float) -> list[str]:
+    """The endpoint's execution role, then the endpoint serving `spec` (InService); the changes made."""
+    policy = endpoint_role_policy(
+        bucket=request.bucket, model_prefix=MODEL_PREFIX, capture_prefix=CAPTURE_PREFIX, image_uri=spec.image_uri,
+        region=spec.region, account=account, endpoint_name=request.endpoint_name,
+    )
+    role_arn, role_changed = ensure_role(iam, endpoint_role_name(request.stack_name), policy, request.stack_name)
+    changes = [f"created or updated role {endpoint_role_name(request.stack_name)}"] if role_changed else []
+    deployment = deploy_endpoint(sm, replace(spec, execution_role_arn=role_arn), on_status=on_status, poll_s=poll_s)
+    return changes + list(deployment.changes)
 
 
 def save_aws_state(session: Any, request: PromoteRequest, result: PromotionResult) -> Path | None:

@@ -123,6 +123,11 @@ def function_environment(config: StackConfig) -> dict[str, str]:
     }
 
 
+def ensure_stack_bucket(session: boto3.Session, config: StackConfig) -> None:
+    """The stack's bucket (deploy_stack makes sure of it too): what promotion needs before the model upload."""
+    _ensure_bucket(session.client("s3"), config.bucket, session.region_name, {**config.tags, STACK_TAG: config.stack_name})
+
+
 def _ensure_bucket(s3: Any, bucket: str, region: str, tags: dict[str, str]) -> None:
     try:
         s3.head_bucket(Bucket=bucket)

@@ -6,7 +6,7 @@ HTTP (werkzeug, as ThreadedMotoServer does) with two changes from plain moto, bo
 Lambda invocations run in local execution environments (AWS's `awslambdaric` against our Runtime
 API, scones.local.emulator.lambda_runner) and Step Functions executes state machines (Lambda tasks
 in-process, JSONata, S3 → EventBridge triggers: `moto_seam.install_step_functions`, loaded in the
-background while requests other than /moto-api wait for it). MOTO_PORT is set to the port actually
+background while the requests that need it wait for it). MOTO_PORT is set to the port actually
 bound (other service tasks call it).
 SageMaker endpoints are real model server processes (scones.local.emulator.sagemaker_endpoints)
 that InvokeEndpoint on this same URL reaches (scones.local.emulator.sagemaker_runtime).
@@ -14,6 +14,7 @@ that InvokeEndpoint on this same URL reaches (scones.local.emulator.sagemaker_ru
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import signal
 import sys
@@ -47,11 +48,29 @@ def _install_step_functions_in_background() -> threading.Event:
     return installed
 
 
+# Services whose requests need none of install_step_functions' patches: they are served while it loads,
+# so that `scones up` can upload the model and start the endpoint's model server meanwhile. S3 is among
+# them but for its bucket notification calls (an S3 → EventBridge trigger is configured through those).
+SERVED_WHILE_LOADING = frozenset({"sts", "iam", "sagemaker", "lambda", "logs", "s3"})
+_SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
+
+
+def _needs_step_functions(environ: dict) -> bool:
+    """True for a request that must wait for install_step_functions (unsigned ones too, to be safe)."""
+    if environ.get("PATH_INFO", "").startswith("/moto-api"):
+        return False
+    signed = _SIGNED_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = signed.group(1) if signed else None
+    if service not in SERVED_WHILE_LOADING:
+        return True
+    return service == "s3" and "notification" in environ.get("QUERY_STRING", "")
+
+
 def _after(installed: threading.Event, app: Callable) -> Callable:
-    """The WSGI app, holding every request but moto's own API (the readiness probe) until `installed`."""
+    """The WSGI app, holding the requests that need Step Functions' patches until `installed`."""
 
     def gated(environ: dict, start_response: Callable) -> Any:
-        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+        if not installed.is_set() and _needs_step_functions(environ):
             installed.wait()
         return app(environ, start_response)
 
@@ -61,7 +80,7 @@ def _after(installed: threading.Event, app: Callable) -> Callable:
 def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None:
     server = moto_seam.make_server(host, port)
     bound_port = server.server_port
-    server.app = _after(_install_step_functions_in_background(), server.app)
+    server.app = _after(_install_step_functions_in_background(), moto_seam.start_executions_after_response(server.app))
 
     scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
     runner = ProcessLambdaRunner(f"http://{host}:{bound_port}", scratch, max_workers_per_function=max_workers)

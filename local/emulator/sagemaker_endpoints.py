@@ -35,6 +35,11 @@ log = logging.getLogger("scones.local.emulator.sagemaker")
 
 READY_TIMEOUT_S = 180.0  # importing torch and loading the model on two busy cores
 STOP_TIMEOUT_S = 15.0  # the server flushes its data-capture buffer on SIGTERM
+# A local "instance" shares this machine's cores with moto, the Lambda environments and everything
+# else: one intra-op thread per model server unless the shell or the Model's Environment says
+# otherwise. A second OpenMP thread gains little on one small image and, on busy cores, turns a
+# 6 ms forward pass into 16-120 ms while its team waits for a core (measured on the 2-core machine).
+LOCAL_TORCH_THREADS = "1"
 
 
 @dataclass(frozen=True)
@@ -282,7 +287,7 @@ class EndpointControlPlane:
             argv += ["--capture-s3-uri", capture["DestinationS3Uri"],
                      "--capture-percent", str(capture.get("InitialSamplingPercentage", 100))]  # fmt: skip
         log_path = model_dir.parent / f"{model_dir.name}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env = {"OMP_NUM_THREADS": LOCAL_TORCH_THREADS, **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}}
         env.update({**variant.environment, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws_endpoint_url,
                     "AWS_REGION": request.region, "AWS_DEFAULT_REGION": request.region, "PYTHONUNBUFFERED": "1"})
         with open(log_path, "ab") as log_file:  # same process group as the moto host: stopped with it

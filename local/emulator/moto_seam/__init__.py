@@ -14,7 +14,8 @@ What we rely on, and why:
   `POST /moto-api/config`, to let Step Functions execute definitions.
 - `moto.moto_server.werkzeug_app` (`DomainDispatcherApplication`, `create_backend_app`,
   `MotoRequestHandler`): what `ThreadedMotoServer` serves, built here so that the host process can
-  install the runner before it serves.
+  install the runner before it serves; the handler keeps HTTP/1.1 connections open (werkzeug closes
+  each one after its response: `server.py`).
 - `moto.settings.moto_server_port()` reads MOTO_PORT: the Step Functions interpreter calls Lambda at
   `localhost:$MOTO_PORT`.
 - Step Functions: `stepfunctions.py`, installed by `install_step_functions`; its docstring lists
@@ -34,6 +35,7 @@ What we rely on, and why:
 """
 from __future__ import annotations
 
+from scones.local.emulator.moto_seam.execution_starts import start_executions_after_response
 from scones.local.emulator.moto_seam.lambda_invoke import (
     LambdaInvoker,
     function_spec,
@@ -58,5 +60,5 @@ __all__ = [
     "EndpointControlPlane", "LambdaInvoker", "default_account_id", "enable_state_machine_execution",
     "endpoint_request", "function_spec", "install_lambda_invoker", "install_sagemaker_control_plane",
     "install_step_functions", "layer_reader", "make_server", "report_eventbridge_notifications",
-    "send_s3_events_as_aws_does", "start_executions_from_eventbridge",
+    "send_s3_events_as_aws_does", "start_executions_after_response", "start_executions_from_eventbridge",
 ]

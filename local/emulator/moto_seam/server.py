@@ -2,21 +2,72 @@
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
+KEEP_ALIVE_IDLE_S = 60.0  # an idle kept-alive connection (and its thread) goes after this
 
+
+def keep_alive_handler() -> type:
+    """moto's request handler, keeping HTTP/1.1 connections open as AWS's endpoints do.
+
+    werkzeug's dev server closes every connection (`Connection: close`), because it cannot drain an
+    unread request body before the next request line. So every AWS call made a new TCP connection
+    and a new server thread, about ten per execution of the workflow, each waiting for the GIL on a
+    busy host. Here the body (Content-Length) is read before the app runs, so the connection is clean
+    afterwards and the header is dropped; chunked bodies, HTTP/1.0 and `Connection: close` requests
+    keep werkzeug's behaviour."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveMotoRequestHandler(MotoRequestHandler):
+        timeout = KEEP_ALIVE_IDLE_S
+        disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall on a kept connection
+        _keep_alive = False
+
+        def run_wsgi(self) -> None:
+            length = _plain_body_length(self.request_version, self.headers)
+            if length is None:
+                return super().run_wsgi()
+            if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                del self.headers["Expect"]
+            socket_file, self.rfile = self.rfile, io.BytesIO(self.rfile.read(length))
+            self._keep_alive = True
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile, self._keep_alive = socket_file, False
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
+                return
+            super().send_header(keyword, value)
+
+    return KeepAliveMotoRequestHandler
+
+
+def _plain_body_length(version: str, headers: Any) -> int | None:
+    """The request body's length when the connection can stay open after it, else None."""
+    if version != "HTTP/1.1" or headers.get("Connection", "").lower() == "close" or "Transfer-Encoding" in headers:
+        return None
+    try:
+        length = int(headers.get("Content-Length") or 0)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 def make_server(host: str, port: int) -> Any:
-    """moto's WSGI app on a threaded werkzeug server (as ThreadedMotoServer builds it), not yet serving.
+    """moto's WSGI app on a threaded werkzeug server (as ThreadedMotoServer builds it, with keep-alive
+    connections), not yet serving.
 
     MOTO_PORT is set to the bound port: moto's Step Functions calls Lambda at localhost:$MOTO_PORT.
     """
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server as make_werkzeug_server
 
     app = DomainDispatcherApplication(create_backend_app)
-    server = make_werkzeug_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_werkzeug_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     os.environ["MOTO_PORT"] = str(server.server_port)
     return server

@@ -3,6 +3,7 @@ internals (installed by `install_step_functions`).
 
 Each patch is one named function; tests/unit/test_moto_seam.py pins what each relies on:
 - `moto.backends.list_of_moto_modules` (routing lists moto's package dir per request): listed once.
+- `json_path.parse` / `result_path.parse` (jsonpath_ng, a new parser per evaluation): cached per path.
 - `moto.stepfunctions.parser.api` errors: `code` copied to AWSError's `TYPE` (InvalidExecutionInput, ...).
 - `StepFunctionsParserBackend.start_execution` / `._validate_definition`: unnamed executions get a UUID;
   JSONata that does not parse is InvalidDefinition.
@@ -15,6 +16,9 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   and `VariableStore._outer_scope/_inner_scope`: JSONata by `sfn_jsonata` (jsonata-python).
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
 - `StepFunctionResponse` gains `start_sync_execution`, running the interpreter's `SyncExecution`.
+- `StepFunctionResponse` gains `test_state` (TestState), built from the parser's TestState parts (`test_state.py`).
+- `ExecutionWorker.start` (the execution's thread): started once the StartExecution answer is written
+  (`execution_starts.py`).
 S3 → EventBridge → Step Functions is in `s3_events.py`.
 """
 from __future__ import annotations
@@ -27,6 +31,8 @@ import uuid
 from typing import Any, NoReturn
 
 from scones.local.emulator import sfn_jsonata
+from scones.local.emulator.moto_seam.execution_starts import defer_execution_starts
+from scones.local.emulator.moto_seam.test_state import add_test_state
 
 
 def cache_moto_module_listing() -> None:
@@ -35,6 +41,17 @@ def cache_moto_module_listing() -> None:
 
     modules = frozenset(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: modules
+
+
+def cache_json_path_parsing(maxsize: int = 1024) -> None:
+    """Each JSONPath (`Payload.$`, OutputPath, ResultPath, ...) is parsed once, not on every evaluation:
+    jsonpath_ng builds a parser for every `parse` (~0.4 ms, a dozen per execution). Parsed paths are
+    immutable trees that `find` only reads."""
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):
+        module.parse = functools.lru_cache(maxsize=maxsize)(module.parse)  # type: ignore[attr-defined]
 
 
 def give_parser_errors_their_codes() -> None:
@@ -267,8 +284,7 @@ def fail_result_path_as_aws_does() -> None:
 
 def add_start_sync_execution() -> None:
     """StartSyncExecution for EXPRESS machines: moto 5.2's interpreter has `SyncExecution` but its API
-    does not route the action (it answered 500). TestState stays out: moto's only implementation is in
-    `parser/provider.py`, which imports LocalStack."""
+    does not route the action (it answered 500). TestState: `test_state.py`."""
     from moto.core.responses import ActionResult
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -308,11 +324,14 @@ def _start_sync(backend: Any, state_machine_arn: str, name: str | None, executio
 
 installed = False
 PATCHES = (
+    defer_execution_starts,
+    cache_json_path_parsing,
     cache_moto_module_listing,
     give_parser_errors_their_codes,
     name_unnamed_executions,
     fail_result_path_as_aws_does,
     add_start_sync_execution,
+    add_test_state,
     cache_parsed_definitions,
     dispatch_lambda_tasks_in_process,
     run_untimed_states_inline,

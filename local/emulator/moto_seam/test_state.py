@@ -1,0 +1,68 @@
+"""The seam's TestState section: moto 5.2's interpreter has TestState's parts, but only its
+LocalStack-derived `parser/provider.py` (which imports LocalStack) wires them to the API, so moto's
+server answered 500. `add_test_state` routes the action to the same parts, the way `provider.py`'s
+`test_state` does: `TestStateStaticAnalyser`, `TestStateMachine`, `TestStateExecution` (run in the
+request, as AWS answers with the state's result).
+
+What moto's parts cannot do is refused by name (ValidationException), never run differently:
+`mock` (a mocked result or error), `stateName` (one state of a whole machine), `context`,
+`stateConfiguration` (added by AWS after the interpreter moto copied) and `variables` (which
+`provider.py` accepts and ignores).
+"""
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+UNSUPPORTED = ("mock", "stateName", "context", "stateConfiguration", "variables")
+
+
+def add_test_state() -> None:
+    """StepFunctionResponse gains `test_state` (the TestState action)."""
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def test_state(self: Any) -> Any:
+        given = [name for name in UNSUPPORTED if self._get_param(name) is not None]
+        if given:
+            from moto.stepfunctions.parser.api import ValidationException
+
+            raise ValidationException(f"TestState on the embedded stack does not support {', '.join(given)} "
+                                      "(moto's interpreter has no such step)")  # fmt: skip
+        backend = self.stepfunction_backend
+        return ActionResult(run_test_state(
+            backend, self._get_param("definition"), self._get_param("roleArn"), self._get_param("input", if_none="{}"),
+            self._get_param("inspectionLevel"),
+        ))  # fmt: skip
+
+    StepFunctionResponse.test_state = test_state  # type: ignore[attr-defined]
+
+
+def run_test_state(backend: Any, definition: str, role_arn: str, execution_input: str, inspection_level: str | None) -> Any:
+    """What `provider.py`'s test_state does, without LocalStack's request context."""
+    import uuid
+
+    from moto.stepfunctions.parser.api import InspectionLevel, InvalidDefinition, InvalidExecutionInput
+    from moto.stepfunctions.parser.asl.static_analyser.test_state.test_state_analyser import TestStateStaticAnalyser
+    from moto.stepfunctions.parser.backend.state_machine import TestStateMachine
+    from moto.stepfunctions.parser.backend.test_state.execution import TestStateExecution
+
+    try:
+        TestStateStaticAnalyser().analyse(definition)
+    except Exception as error:
+        raise InvalidDefinition(f"Invalid State Machine Definition: '{type(error).__name__}: {error}'") from error
+    try:
+        json.loads(execution_input)  # moto's Execution parses the text itself (provider.py hands it a dict, which fails)
+    except ValueError as error:
+        raise InvalidExecutionInput(str(error)) from error
+    name = f"TestState-{uuid.uuid4().hex[:8]}"
+    prefix = f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}"
+    machine = TestStateMachine(name=name, arn=f"{prefix}:stateMachine:{name}", role_arn=role_arn, definition=definition)
+    execution = TestStateExecution(
+        name=name, role_arn=role_arn, exec_arn=f"{prefix}:execution:{name}:{name}", account_id=backend.account_id,
+        region_name=backend.region_name, state_machine=machine, start_date=datetime.datetime.now(tz=datetime.timezone.utc),
+        input_data=execution_input, activity_store=backend.activities,  # type: ignore[arg-type]
+    )  # fmt: skip
+    execution.start()
+    return execution.to_test_state_output(inspection_level=InspectionLevel(inspection_level or "INFO"))
