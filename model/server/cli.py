@@ -6,13 +6,20 @@ container's `serve` script passes 0.0.0.0).
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
 DEFAULT_MODEL_DIR = "/opt/ml/model"
+SETTINGS_ENV = "SCONES_MODEL_SERVER_SETTINGS"  # the parent's options, for the worker processes of --workers
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,8 +40,14 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
               help="Longest a batch waits to fill while more requests are arriving.")
 @click.option("--max-queue-size", default=256, show_default=True, type=click.IntRange(min=1),
               help="Requests held (arriving, queued or running) before new ones get 503 ServiceUnavailable.")
-@click.option("--decode-threads", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Threads running input_fn while the previous batch is in predict_fn.")
+@click.option("--decode-threads", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Threads running input_fn while the previous batch is in predict_fn; 0 runs it on the event loop "
+                   "(two thread hops less a request: cheaper for small images on few cores).")
+@click.option("--torch-threads", default=None, type=click.IntRange(min=1),
+              help="Intra-op threads of predict_fn [default: torch's, one per core].")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Server processes sharing the port, each with its own model and batcher: for a GPU whose "
+                   "forward pass outruns one Python event loop. Batches are split among them.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="auto picks CUDA when present.")
 @click.option("--capture-s3-uri", default=None,
@@ -45,11 +58,7 @@ DEFAULT_MODEL_DIR = "/opt/ml/model"
               help="Wait before loading the model (tests observe the not-ready state).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def serve(
-    model_path: Path, host: str, port: int, endpoint_name: str, variant: str, max_batch_size: int,
-    max_batch_delay_ms: float, max_queue_size: int, decode_threads: int, device: str, capture_s3_uri: str | None, capture_percent: float,
-    load_delay_s: float, log_level: str,
-) -> None:
+def serve(model_path: Path, host: str, port: int, workers: int, log_level: str, **options: Any) -> None:
     """Serve a model.tar.gz with SageMaker's container and Runtime API contracts.
 
     GET /ping, POST /invocations and POST /endpoints/NAME/invocations, so that
@@ -58,23 +67,46 @@ def serve(
     """
     import uvicorn
 
-    from .app import create_app
-    from .batching import DynamicBatcher
-    from .capture import CaptureDestination, DataCapture, InvalidCaptureDestination
-    from .model_runner import DecodedRequest, InvocationResponse, ModelRunner
+    settings = {"model_path": str(model_path), "log_level": log_level, **options}
+    if options["capture_s3_uri"]:
+        from .capture import CaptureDestination, InvalidCaptureDestination
 
-    logging.basicConfig(level=log_level.upper(), stream=sys.stderr, format="%(message)s")
-    capture = None
-    if capture_s3_uri:
         try:
-            destination = CaptureDestination.parse(capture_s3_uri)
+            CaptureDestination.parse(options["capture_s3_uri"])
         except InvalidCaptureDestination as error:
             raise click.BadParameter(str(error), param_hint="--capture-s3-uri") from error
-        capture = DataCapture(destination, endpoint_name, variant, percent=capture_percent)
-    runner = ModelRunner(model_path, device=device, load_delay_s=load_delay_s)
+    served: Any = f"{__name__}:app_from_environment"
+    if workers == 1:
+        served = build_app(settings)
+    else:  # each worker process builds its own app from the settings, as uvicorn's factory
+        os.environ[SETTINGS_ENV] = json.dumps(settings)
+    uvicorn.run(served, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
+                factory=workers > 1, workers=workers)  # fmt: skip
+
+
+def app_from_environment() -> ASGIApp:
+    """The app of one of several worker processes, from the settings the parent left in the environment."""
+    return build_app(json.loads(os.environ[SETTINGS_ENV]))
+
+
+def build_app(settings: dict[str, Any]) -> ASGIApp:
+    """The model runner, batcher, capture and routes for one server process."""
+    from .app import create_app
+    from .batching import DynamicBatcher
+    from .capture import CaptureDestination, DataCapture
+    from .model_runner import DecodedRequest, InvocationResponse, ModelRunner
+
+    logging.basicConfig(level=settings["log_level"].upper(), stream=sys.stderr, format="%(message)s")
+    endpoint_name, variant = settings["endpoint_name"], settings["variant"]
+    capture = None
+    if settings["capture_s3_uri"]:
+        destination = CaptureDestination.parse(settings["capture_s3_uri"])
+        capture = DataCapture(destination, endpoint_name, variant, percent=settings["capture_percent"])
+    runner = ModelRunner(Path(settings["model_path"]), device=settings["device"], load_delay_s=settings["load_delay_s"],
+                         torch_threads=settings["torch_threads"])  # fmt: skip
     batcher: DynamicBatcher[DecodedRequest, InvocationResponse] = DynamicBatcher(
-        runner.run_decoded, max_batch_size=max_batch_size, max_batch_delay_ms=max_batch_delay_ms,
-        max_queue_size=max_queue_size, worker_initializer=runner.init_predict_thread,
+        runner.run_decoded, max_batch_size=settings["max_batch_size"], max_batch_delay_ms=settings["max_batch_delay_ms"],
+        max_queue_size=settings["max_queue_size"], worker_initializer=runner.init_predict_thread,
     )
-    app = create_app(runner, batcher, endpoint_name, variant=variant, capture=capture, decode_threads=decode_threads)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=10)
+    return create_app(runner, batcher, endpoint_name, variant=variant, capture=capture,
+                      decode_threads=settings["decode_threads"])  # fmt: skip

@@ -74,7 +74,8 @@ def resolve_device(requested: str) -> torch.device:
 class ModelRunner:
     """Loads the artifact in the background and runs batches of invocations through its handlers."""
 
-    def __init__(self, model_path: Path, device: str = "auto", load_delay_s: float = 0.0) -> None:
+    def __init__(self, model_path: Path, device: str = "auto", load_delay_s: float = 0.0,
+                 torch_threads: int | None = None) -> None:  # fmt: skip
         self.model_path = model_path
         self.requested_device = device
         self.load_delay_s = load_delay_s
@@ -83,7 +84,7 @@ class ModelRunner:
         self.load_error: str | None = None
         self._ready = threading.Event()
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
-        self.torch_threads = torch.get_num_threads()
+        self.torch_threads = torch_threads or torch.get_num_threads()
 
     def init_decode_thread(self) -> None:
         """input_fn's small tensor ops run single-threaded: a second OpenMP team would fight predict_fn's."""
