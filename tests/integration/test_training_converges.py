@@ -28,7 +28,7 @@ def test_metrics_json_and_confusion_matrix(trained_model):
     assert [m["val_acc"] for m in metrics["chosen"]] == [m.val_acc for m in trained_model.chosen]
     assert [m["member"] for m in metrics["chosen"]] == list(range(1, FIXTURE_ENSEMBLE + 1))
     assert metrics["test"]["accuracy"] == trained_model.test.accuracy and metrics["confusion_matrix_split"] == "test"
-    assert metrics["validation"]["images"] == 40 and metrics["test"]["images"] == 80  # 10 % of 2 x 200 held out
+    assert metrics["validation"]["images"] == 80 and metrics["test"]["images"] == 80  # 20 % of 2 x 200 held out
     assert len(metrics["epochs"]) == FIXTURE_EPOCHS * FIXTURE_ENSEMBLE
     assert sum(map(sum, metrics["confusion_matrix"])) == 80
     assert metrics["class_names"] == ["bicycle", "motorcycle"]
