@@ -23,10 +23,11 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cifar10
 # The default recipe (model/train.py DEFAULT_*) and variants that each change one ingredient.
 RECIPES = {
     "default": [],
-    "no flip average": ["--no-flip-average"],
-    "20 epochs": ["--epochs", "20"],
-    "20 epochs, label smoothing 0.1, cutout 8": ["--epochs", "20", "--label-smoothing", "0.1", "--cutout", "8"],
-    "width 32": ["--width", "32"],
+    "one network": ["--ensemble", "1"],
+    "one network, no label smoothing": ["--ensemble", "1", "--label-smoothing", "0"],
+    "one network, no flip average": ["--ensemble", "1", "--no-flip-average"],
+    "previous default: ResNet-18 width 16, 12 epochs": ["--architecture", "resnet18_cifar", "--width", "16", "--epochs", "12",
+                                                         "--label-smoothing", "0", "--ensemble", "1"],
 }
 
 
@@ -45,7 +46,7 @@ def run_recipe(flags: list[str], data: Path) -> dict:
             result = run(args)
         return {"val": result.validation.accuracy, "test": result.test.accuracy, "T": result.temperature,
                 "ece": (result.test.ece_before, result.test.ece_after), "routing": result.test.routing,
-                "epoch": result.best.epoch, "wall": time.perf_counter() - wall, "cpu": cpu_seconds() - cpu}
+                "epoch": ", ".join(str(m.epoch) for m in result.chosen), "wall": time.perf_counter() - wall, "cpu": cpu_seconds() - cpu}
 
 
 def main() -> int:
@@ -58,7 +59,7 @@ def main() -> int:
         print(f"no data at {args.data}: the seeds' photos live in ../shared beside the clone", file=sys.stderr)
         return 2
     recipes = {f"default {args.extra}": args.extra.split()} if args.extra else {k: RECIPES[k] for k in args.only or RECIPES}
-    print("| recipe | chosen epoch | val acc | test acc | T | test ECE before → after | auto-routed at 0.93 | right among them | wall s | CPU s |")
+    print("| recipe | chosen epochs | val acc | test acc | T | test ECE before → after | auto-routed at 0.93 | right among them | wall s | CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, flags in recipes.items():
         r = run_recipe(flags, args.data)

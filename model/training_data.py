@@ -18,7 +18,7 @@ from torch import nn
 from .cifar import CifarError, find_class_names, read_manifest
 from .code.inference import IMAGE_SIZE
 
-PAD = 4  # random-crop padding, as in the usual CIFAR recipe
+PAD = 4  # random-crop padding, as in the usual CIFAR recipe; mirrored rather than black borders
 CUTOUT_FILL = 128  # mid-grey, close to the data mean: a patch of "nothing" after normalisation
 
 
@@ -77,9 +77,9 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
 
 
 def augment(batch: torch.Tensor, generator: torch.Generator, cutout: int = 0) -> torch.Tensor:
-    """Random crop with zero padding, random horizontal flip and (cutout > 0) a grey square, on uint8."""
+    """Random crop of the mirror-padded image, random horizontal flip and (cutout > 0) a grey square, on uint8."""
     n = batch.shape[0]
-    padded = nn.functional.pad(batch, (PAD, PAD, PAD, PAD))
+    padded = nn.functional.pad(batch, (PAD, PAD, PAD, PAD), mode="reflect")
     offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5
     centres = torch.randint(0, IMAGE_SIZE, (n, 2), generator=generator)

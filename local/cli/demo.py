@@ -61,11 +61,21 @@ def prepare_data(settings: Settings, console: Console, offline: bool, data_dir: 
     return DemoData(summary.out_dir, generated=True)
 
 
-def train_model(settings: Settings, data: DemoData, epochs: int) -> Path:
+# Generated shapes are easy: one network and 12 epochs reach 1.000 there, in a fraction of the time.
+GENERATED_DATA_RECIPE = {"epochs": 12, "ensemble": 1}
+
+
+def train_model(settings: Settings, data: DemoData, epochs: int | None, ensemble: int | None) -> Path:
+    """Trains with the full recipe on real photos, a short one on generated shapes; the flags override either."""
     from scones.model import train
 
     out = settings.home / "demo" / "model"
-    args = train.build_parser().parse_args(["--data", str(data.staged_dir), "--out", str(out), "--epochs", str(epochs)])
+    flags = ["--data", str(data.staged_dir), "--out", str(out)]
+    epochs = epochs or (GENERATED_DATA_RECIPE["epochs"] if data.generated else None)
+    ensemble = ensemble or (GENERATED_DATA_RECIPE["ensemble"] if data.generated else None)
+    flags += ["--epochs", str(epochs)] if epochs else []
+    flags += ["--ensemble", str(ensemble)] if ensemble else []
+    args = train.build_parser().parse_args(flags)
     result = train.run(args)
     return result.artifact
 

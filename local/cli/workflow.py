@@ -100,14 +100,18 @@ def classify(images: tuple[str, ...], as_json: bool, timeout_s: float) -> None:
 
 
 @click.command()
-@click.option("--epochs", default=12, show_default=True, help="Training epochs (the short CPU run).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Training epochs per network (default: the full recipe's 40 on real photos, 12 on generated shapes).")
+@click.option("--ensemble", type=click.IntRange(min=1), default=None,
+              help="Networks trained and averaged (default: the full recipe's 3 on real photos, 1 on generated shapes).")
 @click.option("--threshold", type=float, default=None, help="Filter threshold (default: SCONES_THRESHOLD or 0.93).")
 @click.option("--offline", is_flag=True, help="Do not try to download CIFAR-100; use the generated data set.")
 @click.option("--data", "data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), envvar="SCONES_DATA",
               default=None, help="Real photos to use: a staged folder or the seeds' layout (train/, test/, "
               "train.lst, test.lst) [env: SCONES_DATA].")
 @click.option("--keep", is_flag=True, help="Leave the stack running afterwards (stop it with `scones down`).")
-def demo(epochs: int, threshold: float | None, offline: bool, data_dir: Path | None, keep: bool) -> None:
+def demo(epochs: int | None, ensemble: int | None, threshold: float | None, offline: bool, data_dir: Path | None,
+         keep: bool) -> None:
     """Run the whole chain: data, training, `scones up`, every test image through the workflow, report, `scones down`.
 
     Uses real photos when it has them: --data DIR (or SCONES_DATA), else CIFAR-100 when it is cached
@@ -126,7 +130,7 @@ def demo(epochs: int, threshold: float | None, offline: bool, data_dir: Path | N
     console.rule("[bold]1/5 data")
     data = steps.prepare_data(settings, console, offline, data_dir)
     console.rule("[bold]2/5 training")
-    artifact = steps.train_model(settings, data, epochs)
+    artifact = steps.train_model(settings, data, epochs, ensemble)
     console.print(f"model: {artifact}")
     console.rule("[bold]3/5 scones up")
     try:

@@ -81,7 +81,7 @@ def train_small_model(out_dir: Path, class_names: tuple[str, ...], recipe: Small
         os.environ.pop("SM_TRAINING_ENV", None)
         code = train_main([
             "--data", data_dir, "--out", str(out_dir), "--epochs", str(recipe.epochs),
-            "--width", str(recipe.width), "--seed", str(recipe.seed), "--device", "auto",
+            "--width", str(recipe.width), "--ensemble", "1", "--seed", str(recipe.seed), "--device", "auto",
         ])
     artifact = out_dir / "model.tar.gz"
     if code != 0 or not artifact.is_file():

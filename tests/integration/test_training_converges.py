@@ -12,6 +12,7 @@ import torch
 
 from scones.model.artifact import load_artifact
 from scones.model.train import main
+from fixtures.model_fixtures import FIXTURE_ENSEMBLE, FIXTURE_EPOCHS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -23,10 +24,12 @@ def test_training_reaches_95_percent_on_synth(trained_model):
 
 def test_metrics_json_and_confusion_matrix(trained_model):
     metrics = json.loads((trained_model.artifact.parent / "metrics.json").read_text())
-    assert metrics["chosen_on"] == "validation" and metrics["best"]["val_acc"] == trained_model.best.val_acc
+    assert metrics["chosen_on"] == "validation"
+    assert [m["val_acc"] for m in metrics["chosen"]] == [m.val_acc for m in trained_model.chosen]
+    assert [m["member"] for m in metrics["chosen"]] == list(range(1, FIXTURE_ENSEMBLE + 1))
     assert metrics["test"]["accuracy"] == trained_model.test.accuracy and metrics["confusion_matrix_split"] == "test"
-    assert metrics["validation"]["images"] == 40 and metrics["test"]["images"] == 80  # 10 % of 2 x 200 held out
-    assert len(metrics["epochs"]) == 8
+    assert metrics["validation"]["images"] == 80 and metrics["test"]["images"] == 80  # 20 % of 2 x 200 held out
+    assert len(metrics["epochs"]) == FIXTURE_EPOCHS * FIXTURE_ENSEMBLE
     assert sum(map(sum, metrics["confusion_matrix"])) == 80
     assert metrics["class_names"] == ["bicycle", "motorcycle"]
 
@@ -37,7 +40,8 @@ def test_artifact_holds_contract_files(model_artifact):
         meta = json.load(tar.extractfile("model.json"))
         baseline = json.load(tar.extractfile("baseline.json"))
     assert {"model.pth", "model.json", "baseline.json", "code/inference.py", "code/requirements.txt"} <= names
-    assert meta["architecture"] == "resnet18_cifar" and meta["class_names"] == ["bicycle", "motorcycle"]
+    assert meta["architecture"] == "convnet_cifar" and meta["members"] == FIXTURE_ENSEMBLE
+    assert meta["class_names"] == ["bicycle", "motorcycle"]
     assert meta["image_size"] == 32 and len(meta["mean"]) == len(meta["std"]) == 3
     assert len(baseline["max_confidence"]) == 80 and baseline["threshold"] == 0.93
     assert sum(baseline["predicted_class_counts"].values()) == 80
@@ -87,8 +91,14 @@ def test_missing_data_is_a_named_error(tmp_path, capsys):
 
 def test_pretrained_offline_is_a_named_error(staged_data, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no cached weights
-    assert main(["--data", str(staged_data), "--out", str(tmp_path), "--pretrained", "--width", "64", "--epochs", "1"]) == 2
+    assert main(["--data", str(staged_data), "--out", str(tmp_path), "--pretrained", "--architecture", "resnet18_cifar",
+                 "--width", "64", "--epochs", "1"]) == 2
     assert "PretrainedWeightsUnavailable" in capsys.readouterr().err
+
+
+def test_pretrained_needs_the_resnet(staged_data, tmp_path, capsys):
+    assert main(["--data", str(staged_data), "--out", str(tmp_path), "--pretrained", "--epochs", "1"]) == 2
+    assert "needs --architecture resnet18_cifar --width 64" in capsys.readouterr().err
 
 
 def test_failure_text_for_sagemaker(tmp_path, monkeypatch, capsys):

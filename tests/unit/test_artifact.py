@@ -10,17 +10,17 @@ import pytest
 import torch
 
 from scones.model import artifact
-from scones.model.code.inference import ARCHITECTURE, ResNet18Cifar
+from scones.model.code.inference import RESNET_ARCHITECTURE, ResNet18Cifar
 
 
 @pytest.fixture
 def tiny_model_dir(tmp_path: Path) -> Path:
-    """An untrained but complete model dir: enough to test the packing and loading paths."""
+    """An untrained but complete model dir (a ResNet, as artifacts before the ConvNet were): packing and loading."""
     torch.manual_seed(0)
     model_dir = tmp_path / "model"
     model_dir.mkdir()
     torch.save(ResNet18Cifar(2, width=4).state_dict(), model_dir / "model.pth")
-    meta = {"architecture": ARCHITECTURE, "width": 4, "class_names": ["bicycle", "motorcycle"],
+    meta = {"architecture": RESNET_ARCHITECTURE, "width": 4, "class_names": ["bicycle", "motorcycle"],
             "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "image_size": 32, "metrics": {}}
     (model_dir / "model.json").write_text(json.dumps(meta))
     (model_dir / "baseline.json").write_text("{}")
