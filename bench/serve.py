@@ -46,20 +46,22 @@ from rich.console import Console
 from rich.table import Table
 
 from scones.model.artifact import load_inference_module, pack_artifact, write_code_dir
+from scones.model.train import DEFAULT_MEMBERS, DEFAULT_WIDTH
 from scones.model.server.model_runner import InvocationRequest, ModelRunner
 
 ENDPOINT = "bench-endpoint"
 
 
-def untrained_artifact(out: Path, width: int, class_names: list[str]) -> Path:
+def untrained_artifact(out: Path, width: int, members: int, class_names: list[str]) -> Path:
     model_dir = out / "model"
     write_code_dir(model_dir)
     handlers = load_inference_module(model_dir)
     torch.manual_seed(0)
-    net = handlers.ResNet18Cifar(num_classes=len(class_names), width=width).eval()
+    net = handlers.build_network(handlers.ARCHITECTURE, len(class_names), width, members).eval()
     torch.save(net.state_dict(), model_dir / "model.pth")
     (model_dir / "model.json").write_text(json.dumps({
-        "architecture": "resnet18_cifar", "width": width, "class_names": class_names,
+        "architecture": handlers.ARCHITECTURE, "width": width, "members": members, "flip_average": True,
+        "class_names": class_names,
         "mean": [0.5071, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762], "image_size": 32,
         "metrics": {"note": "untrained, for benchmarking only"},
     }))
@@ -255,7 +257,8 @@ def start_server(model: Path, server_args: list[str]) -> tuple[subprocess.Popen[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, help="model.tar.gz (default: build an untrained one)")
-    parser.add_argument("--width", type=int, default=16, help="width of the untrained model (training's default)")
+    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH, help="width of the untrained model (training's default)")
+    parser.add_argument("--ensemble", type=int, default=DEFAULT_MEMBERS, help="networks in the untrained model (training's default)")
     parser.add_argument("--requests", type=int, default=640, help="requests per concurrency level and way")
     parser.add_argument("--rounds", type=int, default=4, help="rounds the requests are split into, alternating ways")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated client counts")
@@ -268,7 +271,7 @@ def main() -> None:
     ways = ("forward", "forward 1 thread", "handlers", "http")
     timings = {(level, way): Timings() for level in levels for way in ways}
     with tempfile.TemporaryDirectory(prefix="scones-bench-") as scratch:
-        model = args.model or untrained_artifact(Path(scratch), args.width, ["bicycle", "motorcycle"])
+        model = args.model or untrained_artifact(Path(scratch), args.width, args.ensemble, ["bicycle", "motorcycle"])
         images = sample_pngs(64)
         runner = ModelRunner(model, device="auto")
         runner.load()
