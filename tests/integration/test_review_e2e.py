@@ -23,6 +23,7 @@ from fixtures.stack_fixtures import embedded_settings
 from scones.local.stacks.embedded import free_port, start_stack, stop_stack, wait_ready
 from scones.local.stacks.state import load_state
 from scones.local.workflow_client import ImageRef, run_images
+from scones.model.train import DEFAULT_VAL_FRACTION
 from scones.model.review.store import ReviewStore
 from scones.model.review.summary import summarize_reviews
 
@@ -220,11 +221,11 @@ def test_train_includes_reviewed_photos(review_stack, staged_data, tmp_path):
     env = {**os.environ, "AWS_ENDPOINT_URL": state.aws_endpoint_url}
     run = subprocess.run([sys.executable, "-m", "scones.local.cli", "train", "--data", str(staged_data), "--out",
                           str(tmp_path), "--include-reviewed", f"s3://{state.bucket}/labels/", "--epochs", "1",
-                          "--width", "8", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+                          "--width", "8", "--ensemble", "1", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
     usable = [label for label in finals if label != "unsure"]
     per_class = Counter(line.split("\t")[1] for line in (staged_data / "train" / "train.lst").read_text().splitlines())
-    trained_on = sum(n - max(1, round(n * 0.1)) for n in per_class.values())  # 10 % of each class held out to validate
+    trained_on = sum(n - max(1, round(n * DEFAULT_VAL_FRACTION)) for n in per_class.values())  # held out to validate
     assert f"reviewed photos: {len(usable)} added" in run.stdout
     assert f"on {trained_on + len(usable)} images" in run.stdout
     assert json.loads((tmp_path / "metrics.json").read_text())["hyperparameters"]["include_reviewed"].endswith("/labels/")
