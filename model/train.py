@@ -33,7 +33,8 @@ from scones.model.config import DEFAULT_CLASSES, DEFAULT_THRESHOLD, load_setting
 from . import calibration
 from .artifact import pack_artifact, write_code_dir
 from .code import inference
-from .code.inference import ARCHITECTURE, CIFAR100_MEAN, CIFAR100_STD, IMAGE_SIZE, RESNET_ARCHITECTURE, ConvNetCifar, Ensemble, build_network
+from .code.inference import ARCHITECTURE, CIFAR100_MEAN, CIFAR100_STD, IMAGE_SIZE, RESNET_ARCHITECTURE, Ensemble
+from .network_setup import new_network, sgd_optimizer
 from .calibration import SplitReport
 from .training_data import TrainingDataMissing, TrainingError, add_reviewed, augment, load_split, stratified_split
 
@@ -47,11 +48,6 @@ DEFAULT_WIDTH = 32
 DEFAULT_MEMBERS = 3
 DEFAULT_LABEL_SMOOTHING = 0.2
 DEFAULT_CUTOUT = 0
-WHITENING_EPSILON = 5e-4  # added to the patch covariance's eigenvalues before dividing by their root
-
-
-class PretrainedWeightsUnavailable(TrainingError):
-    """--pretrained was asked for but the ImageNet weights cannot be had here."""
 
 
 @dataclass
@@ -105,6 +101,17 @@ def _positive(value: str) -> int:
     return number
 
 
+def _add_channel_arguments(parser: argparse.ArgumentParser, env: os._Environ) -> None:
+    """SageMaker's input channels (hidden: SageMaker sets them through the environment)."""
+    parser.add_argument("--train-dir", type=Path, default=env.get("SM_CHANNEL_TRAIN"), help=argparse.SUPPRESS)
+    parser.add_argument("--test-dir", type=Path, default=env.get("SM_CHANNEL_TEST") or env.get("SM_CHANNEL_VALIDATION"),
+                        help=argparse.SUPPRESS)
+    # The seeds' SageMaker jobs passed the manifests as their own channels (train_lst, validation_lst).
+    parser.add_argument("--train-lst-dir", type=Path, default=env.get("SM_CHANNEL_TRAIN_LST"), help=argparse.SUPPRESS)
+    parser.add_argument("--test-lst-dir", type=Path,
+                        default=env.get("SM_CHANNEL_TEST_LST") or env.get("SM_CHANNEL_VALIDATION_LST"), help=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     env = os.environ
     home = load_settings().home
@@ -119,13 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder with train/ and test/: staged by `scones data stage|synth`, or the seeds' layout "
                         "(train/, test/, train.lst, test.lst); SM_CHANNEL_TRAIN / SM_CHANNEL_TEST override it "
                         "(default: %(default)s)")
-    parser.add_argument("--train-dir", type=Path, default=env.get("SM_CHANNEL_TRAIN"), help=argparse.SUPPRESS)
-    parser.add_argument("--test-dir", type=Path, default=env.get("SM_CHANNEL_TEST") or env.get("SM_CHANNEL_VALIDATION"),
-                        help=argparse.SUPPRESS)
-    # The seeds' SageMaker jobs passed the manifests as their own channels (train_lst, validation_lst).
-    parser.add_argument("--train-lst-dir", type=Path, default=env.get("SM_CHANNEL_TRAIN_LST"), help=argparse.SUPPRESS)
-    parser.add_argument("--test-lst-dir", type=Path,
-                        default=env.get("SM_CHANNEL_TEST_LST") or env.get("SM_CHANNEL_VALIDATION_LST"), help=argparse.SUPPRESS)
+    _add_channel_arguments(parser, env)
     parser.add_argument("--classes", default=",".join(DEFAULT_CLASSES),
                         help="comma-separated class names for labels 0, 1, ... when the data has no classes.json "
                         "(default: %(default)s)")
@@ -175,26 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --- model -----------------------------------------------------------------------------
 
 
-def load_pretrained(net: nn.Module, architecture: str, width: int) -> None:
-    """Copies torchvision's ImageNet ResNet-18 weights where shapes match (not the 7x7 stem, not fc)."""
-    if architecture != RESNET_ARCHITECTURE or width != 64:
-        raise PretrainedWeightsUnavailable(
-            f"--pretrained needs --architecture {RESNET_ARCHITECTURE} --width 64 (the ImageNet model), "
-            f"got {architecture} width {width}")
-    from torchvision.models import ResNet18_Weights
-
-    weights = ResNet18_Weights.IMAGENET1K_V1
-    try:
-        state = weights.get_state_dict(progress=True)
-    except Exception as error:  # urllib/SSL/OS errors: all mean "cannot get the weights here"
-        raise PretrainedWeightsUnavailable(
-            f"could not download ImageNet weights from {weights.url} ({error}); train without --pretrained"
-        ) from error
-    own = net.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    net.load_state_dict(usable, strict=False)
-
-
 def predict_logits(net: nn.Module, images: torch.Tensor, device: torch.device, flip_average: bool,
                    batch_size: int = 256) -> torch.Tensor:
     """Logits (on CPU) over a whole split, exactly as code/inference.py computes them when serving."""
@@ -230,48 +211,13 @@ def _data(args: argparse.Namespace) -> tuple[dict[str, tuple[torch.Tensor, torch
     return splits, class_names
 
 
-def init_whitening(net: ConvNetCifar, images: torch.Tensor) -> None:
-    """Sets the stem to whiten the 2x2 patches of the normalised training images and freezes its weights.
-
-    Each filter is an eigenvector of the patch covariance divided by the root of its eigenvalue,
-    used with both signs (airbench's patch whitening): the first layer starts decorrelated and
-    the network learns faster from few photos. The stem's bias still trains.
-    """
-    channels, size = images.shape[1], net.stem.kernel_size[0]
-    patches = images.unfold(2, size, 1).unfold(3, size, 1).transpose(1, 3).reshape(-1, channels * size * size).float()
-    eigenvalues, eigenvectors = torch.linalg.eigh(patches.T @ patches / len(patches))
-    filters = (eigenvectors.T / torch.sqrt(eigenvalues + WHITENING_EPSILON).unsqueeze(1)).flip(0)  # largest first
-    filters = filters[:net.STEM_DIRECTIONS].reshape(-1, channels, size, size)
-    with torch.no_grad():
-        net.stem.weight.copy_(torch.cat((filters, -filters)))
-    net.stem.weight.requires_grad_(False)
-
-
-def new_network(args: argparse.Namespace, num_classes: int, train_images: torch.Tensor) -> nn.Module:
-    """One freshly initialised network of the chosen architecture (ImageNet weights with --pretrained)."""
-    net = build_network(args.architecture, num_classes, args.width)
-    if args.pretrained:
-        load_pretrained(net, args.architecture, args.width)
-    if isinstance(net, ConvNetCifar):
-        init_whitening(net, inference.normalise(train_images))
-    return net
-
-
-def _optimizer(args: argparse.Namespace, net: nn.Module) -> torch.optim.Optimizer:
-    """Nesterov SGD; weight decay on weights only, not on biases or batch-norm scales (frozen ones left out)."""
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in trainable if p.ndim > 1], "weight_decay": args.weight_decay},
-              {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, nesterov=True)
-
-
 def _train(args: argparse.Namespace, net: nn.Module, splits: dict, device: torch.device,
            generator: torch.Generator, member: int) -> tuple[dict, EpochMetrics, list[EpochMetrics]]:
     """One network's epochs; returns the weights of the epoch with the best validation accuracy (then loss)."""
     use_amp = device.type == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    optimizer = _optimizer(args, net)
+    optimizer = sgd_optimizer(net, args.lr, args.weight_decay)
     train_x, train_y = splits["train"]
     loader = torch.utils.data.DataLoader(
         torch.utils.data.TensorDataset(train_x, train_y), batch_size=args.batch_size, shuffle=True,
@@ -325,7 +271,7 @@ def run(args: argparse.Namespace) -> TrainResult:
     networks, chosen, history = [], [], []
     for member in range(1, args.ensemble + 1):
         generator = seed_everything(args.seed + member - 1)  # network 1 draws exactly what a lone network would
-        net = new_network(args, len(class_names), splits["train"][0]).to(device)
+        net = new_network(args.architecture, args.width, len(class_names), splits["train"][0], args.pretrained).to(device)
         best_state, best, member_history = _train(args, net, splits, device, generator, member)
         net.load_state_dict(best_state)
         networks.append(net)

@@ -46,11 +46,11 @@ METRIC_DEFINITIONS = [
 ]
 # Runtime dependencies of scones.model.train beyond the PyTorch training image.
 SOURCE_REQUIREMENTS = "tqdm\n"
-# The modules the trainer imports (scones.model.train → artifact, cifar, training_data, calibration,
+# The modules the trainer imports (scones.model.train → artifact, cifar, training_data, calibration, network_setup,
 # code.inference, scones.model.config); server/, monitor/ and scones.local stay out of the bundle.
 SOURCE_MODULES = (
     "model/__init__.py", "model/train.py", "model/artifact.py", "model/cifar.py",
-    "model/training_data.py", "model/calibration.py",
+    "model/training_data.py", "model/calibration.py", "model/network_setup.py",
     "model/code/__init__.py", "model/code/inference.py", "model/config.py",
     # --include-reviewed: label documents → extra training samples
     "model/review/__init__.py", "model/review/documents.py", "model/review/training.py",

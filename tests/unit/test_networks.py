@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from scones.model.code import inference
-from scones.model.train import init_whitening
+from scones.model.network_setup import init_whitening
 
 
 def test_unknown_architecture_or_no_members_is_a_value_error():
