@@ -9,6 +9,7 @@ SFN_MOCK_CONFIG test cases are in test_localstack_mock_cases.py.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from fixtures.compose_fixtures import ComposeStack, bring_up
 
@@ -76,12 +78,17 @@ def test_scones_classify_from_the_host(compose_stack: ComposeStack, sample_image
     assert lines[1]["reason"].startswith("NotAnImage")
     assert returncode == 1
 
+    # A half-and-half blend of the two classes: even a sure model's top probability stays below 1.0
+    # (a clean sample may round to exactly 1.0 in float32 and pass a threshold of 1.0).
+    blend = tmp_path / "blend.png"
+    with Image.open(good) as first, Image.open(io.BytesIO(sample_images[state.class_names[1]][0])) as second:
+        Image.blend(first.convert("RGB"), second.convert("RGB"), 0.5).save(blend)
     lambda_ = state.client("lambda")
     name = function_name(state.stack_name, "filter_inferences")
     original = lambda_.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
     lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": {**original, "THRESHOLD": "1.0"}})
     try:
-        lines, _, stderr = _classify(compose_stack, good)
+        lines, _, stderr = _classify(compose_stack, blend)
     finally:
         lambda_.update_function_configuration(FunctionName=name, Environment={"Variables": original})
     assert [line["outcome"] for line in lines] == ["review"], stderr
