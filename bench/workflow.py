@@ -67,7 +67,8 @@ def train_small_model(home: Path) -> Path:
 
     archive = synth.write_synth_archive(home / "data", ("bicycle", "motorcycle"), 100, 20)
     staged = cifar.stage_archive(archive, home / "data", ("bicycle", "motorcycle")).out_dir
-    args = train.build_parser().parse_args(["--data", str(staged), "--out", str(home / "model"), "--epochs", "6", "--quiet"])
+    args = train.build_parser().parse_args(["--data", str(staged), "--out", str(home / "model"),
+                                         "--ensemble", "1", "--epochs", "12", "--quiet"])
     return train.run(args).artifact
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -245,35 +246,44 @@ def _state_machine_arn(ctx: AccountContext, stack_name: str) -> str:
 
 
 def deploy_stack(session: boto3.Session, config: StackConfig) -> StackOutputs:
-    """Create or update every resource of the workflow; returns what a client needs to run it."""
+    """Create or update every resource of the workflow; returns what a client needs to run it.
+
+    The functions (each with its role and log group), the bucket and the S3 trigger's role do not
+    depend on each other and are deployed side by side; the state machine names the functions."""
     ctx = _account_context(session)
     tags = {**config.tags, STACK_TAG: config.stack_name}
-    iam, lam, logs = session.client("iam"), session.client("lambda"), session.client("logs")
-    _ensure_bucket(session.client("s3"), config.bucket, ctx.region, tags)
-    function_arns: dict[str, str] = {}
-    role_arns: dict[str, str] = {}
-    for function in FUNCTIONS:
-        name, log_group = function_name(config.stack_name, function), log_group_name(config.stack_name, function)
-        policy = function_policy(function, ctx, log_group=log_group, bucket=config.bucket,
-                                 endpoint_name=config.endpoint_name,
-                                 review_prefix=REVIEW_PREFIX, failed_prefix=FAILED_PREFIX)
-        role_arns[function] = _ensure_role(iam, role_name(config.stack_name, function),
-                                           "lambda.amazonaws.com", policy, tags)
-        _ensure_log_group(logs, log_group, tags)
-        function_arns[function] = _ensure_function(lam, name, function, role_arns[function], config, tags)
+    # Clients are made here, in the caller's thread (a boto3 Session is not thread-safe; its clients are).
+    iam, lam, logs, s3, sfn, events = (session.client(service) for service in ("iam", "lambda", "logs", "s3", "stepfunctions", "events"))
+    arn = _state_machine_arn(ctx, config.stack_name)
+    with ThreadPoolExecutor(max_workers=len(FUNCTIONS) + 2, thread_name_prefix="deploy") as pool:
+        deployed = {function: pool.submit(_deploy_function, iam, lam, logs, function, ctx, config, tags) for function in FUNCTIONS}
+        bucket = pool.submit(_ensure_bucket, s3, config.bucket, ctx.region, tags)
+        events_role = pool.submit(_ensure_role, iam, role_name(config.stack_name, "events"), "events.amazonaws.com",
+                                  event_rule_policy(arn), tags)  # fmt: skip
+        role_arns = {function: future.result()[0] for function, future in deployed.items()}
+        function_arns = {function: future.result()[1] for function, future in deployed.items()}
+        bucket.result()
+        role_arns["events"] = events_role.result()
     role_arns["state_machine"] = _ensure_role(
         iam, role_name(config.stack_name, "workflow"), "states.amazonaws.com",
         state_machine_policy(function_arns.values()), tags)
-    definition = render(load_definition(), {PLACEHOLDER_OF[f]: arn for f, arn in function_arns.items()})
-    arn = _ensure_state_machine(session.client("stepfunctions"), state_machine_name(config.stack_name),
-                                _state_machine_arn(ctx, config.stack_name), definition,
-                                role_arns["state_machine"], tags)
-    role_arns["events"] = _ensure_role(iam, role_name(config.stack_name, "events"), "events.amazonaws.com",
-                                       event_rule_policy(arn), tags)
-    ensure_s3_trigger(session.client("s3"), session.client("events"), stack_name=config.stack_name,
+    definition = render(load_definition(), {PLACEHOLDER_OF[f]: function_arn for f, function_arn in function_arns.items()})
+    arn = _ensure_state_machine(sfn, state_machine_name(config.stack_name), arn, definition, role_arns["state_machine"], tags)
+    ensure_s3_trigger(s3, events, stack_name=config.stack_name,
                       bucket=config.bucket, state_machine_arn=arn, role_arn=role_arns["events"], tags=tags)
     return StackOutputs(bucket=config.bucket, state_machine_arn=arn,
                         function_arns=function_arns, role_arns=role_arns)
+
+
+def _deploy_function(iam: Any, lam: Any, logs: Any, function: str, ctx: AccountContext, config: StackConfig,
+                     tags: dict[str, str]) -> tuple[str, str]:  # fmt: skip
+    """One function with its least-privilege role and log group: (role ARN, function ARN)."""
+    name, log_group = function_name(config.stack_name, function), log_group_name(config.stack_name, function)
+    policy = function_policy(function, ctx, log_group=log_group, bucket=config.bucket, endpoint_name=config.endpoint_name,
+                             review_prefix=REVIEW_PREFIX, failed_prefix=FAILED_PREFIX)  # fmt: skip
+    role_arn = _ensure_role(iam, role_name(config.stack_name, function), "lambda.amazonaws.com", policy, tags)
+    _ensure_log_group(logs, log_group, tags)
+    return role_arn, _ensure_function(lam, name, function, role_arn, config, tags)
 
 
 def _ignore_missing(call: Callable[[], Any], *missing_codes: str) -> bool:

@@ -9,11 +9,13 @@ in-process, JSONata, S3 → EventBridge triggers: `moto_seam.install_step_functi
 background while the requests that need it wait for it). MOTO_PORT is set to the port actually
 bound (other service tasks call it).
 SageMaker endpoints are real model server processes (scones.local.emulator.sagemaker_endpoints)
-that InvokeEndpoint on this same URL reaches (scones.local.emulator.sagemaker_runtime).
+that InvokeEndpoint on this same URL reaches (scones.local.emulator.sagemaker_runtime);
+`--prewarm-model-server` (what `scones up` passes) starts the first one before any endpoint exists.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import signal
@@ -26,7 +28,8 @@ from typing import Any
 
 from scones.local.emulator import moto_seam
 from scones.local.emulator.lambda_runner import DEFAULT_MAX_QUEUED_PER_FUNCTION, DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
-from scones.local.emulator.sagemaker_endpoints import EndpointControlPlane
+from scones.local.emulator.model_server_standby import StandbyModelServer
+from scones.local.emulator.sagemaker_endpoints import EndpointControlPlane, server_environment
 from scones.local.emulator.sagemaker_runtime import RuntimeRouter
 
 
@@ -77,15 +80,19 @@ def _after(installed: threading.Event, app: Callable) -> Callable:
     return gated
 
 
-def serve(host: str, port: int, work_dir: Path | None, max_workers: int) -> None:
+def serve(host: str, port: int, work_dir: Path | None, max_workers: int, prewarm_model_server: bool = False) -> None:
+    scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
+    standby = None
+    if prewarm_model_server:  # first: its torch import overlaps everything below and the deploy
+        env = server_environment("", os.environ.get("AWS_REGION", ""), {})
+        standby = StandbyModelServer.spawn(env, scratch / "sagemaker" / "model-server-standby.log")
     server = moto_seam.make_server(host, port)
     bound_port = server.server_port
     server.app = _after(_install_step_functions_in_background(), moto_seam.start_executions_after_response(server.app))
 
-    scratch = Path(work_dir or tempfile.mkdtemp(prefix="scones-lambda-"))
     runner = ProcessLambdaRunner(f"http://{host}:{bound_port}", scratch, max_workers_per_function=max_workers)
     uninstall = moto_seam.install_lambda_invoker(runner)
-    plane = EndpointControlPlane(f"http://{host}:{bound_port}", scratch / "sagemaker")
+    plane = EndpointControlPlane(f"http://{host}:{bound_port}", scratch / "sagemaker", standby=standby)
     uninstall_plane = moto_seam.install_sagemaker_control_plane(plane)
     server.app = RuntimeRouter(server.app, plane, moto_seam.default_account_id())
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -120,10 +127,16 @@ def main(argv: list[str] | None = None) -> None:
         help=f"warm execution environments per function (default {DEFAULT_MAX_WORKERS_PER_FUNCTION}); more invocations "
         f"wait for one, up to {DEFAULT_MAX_QUEUED_PER_FUNCTION} per function, then get TooManyRequestsException",
     )
+    parser.add_argument(
+        "--prewarm-model-server",
+        action="store_true",
+        help="start one model server process (importing torch) at once, for the first CreateEndpoint to claim: "
+        "an endpoint created soon after start is InService seconds sooner",
+    )
     args = parser.parse_args(argv)
     if args.max_workers_per_function < 1:
         parser.error("--max-workers-per-function must be at least 1")
-    serve(args.host, args.port, args.work_dir, args.max_workers_per_function)
+    serve(args.host, args.port, args.work_dir, args.max_workers_per_function, args.prewarm_model_server)
     sys.exit(0)
 
 

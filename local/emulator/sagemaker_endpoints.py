@@ -8,7 +8,9 @@ PyTorch container serves it), and report `InService` once `/ping` answers 200, o
 a FailureReason. An update starts the new fleet and stops the old one only once the new one is
 healthy (no availability loss, as AWS documents for UpdateEndpoint).
 
-Servers stay in the moto host's process group, so stopping the stack stops them too.
+Servers stay in the moto host's process group, so stopping the stack stops them too. The first
+server started may be a standby process that imported torch before the endpoint existed
+(model_server_standby: `scones up` asks for one); it behaves as a new process would.
 """
 from __future__ import annotations
 
@@ -28,12 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scones.local.emulator.model_server_standby import StandbyModelServer
 from scones.local.emulator.ports import free_port
 from scones.model.config import FAKE_CREDENTIALS, parse_s3_uri
 
 log = logging.getLogger("scones.local.emulator.sagemaker")
 
 READY_TIMEOUT_S = 180.0  # importing torch and loading the model on two busy cores
+PING_POLL_S = 0.05  # a /ping is cheap; the endpoint is InService (and `scones up` ready) no later than needed
 STOP_TIMEOUT_S = 15.0  # the server flushes its data-capture buffer on SIGTERM
 # A local "instance" shares this machine's cores with moto, the Lambda environments and everything
 # else: one intra-op thread per model server unless the shell or the Model's Environment says
@@ -118,6 +122,14 @@ class Route:
     message: str = ""
 
 
+def server_environment(aws_endpoint_url: str, region: str, variant_environment: dict[str, str]) -> dict[str, str]:
+    """A model server's environment: this one without AWS_*, the Model's Environment, the local AWS endpoint."""
+    env = {"OMP_NUM_THREADS": LOCAL_TORCH_THREADS, **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}}
+    env.update({**variant_environment, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": aws_endpoint_url,
+                "AWS_REGION": region, "AWS_DEFAULT_REGION": region, "PYTHONUNBUFFERED": "1"})
+    return env
+
+
 def _ping(url: str) -> tuple[int | None, str, bytes]:
     """(status, x-amzn-ErrorType, body) of GET /ping; status None while nothing answers."""
     try:
@@ -146,13 +158,15 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 class EndpointControlPlane:
     """Starts, replaces and stops the model servers behind each endpoint; routes invocations."""
 
-    def __init__(self, aws_endpoint_url: str, work_dir: Path, *, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
+    def __init__(self, aws_endpoint_url: str, work_dir: Path, *, ready_timeout_s: float = READY_TIMEOUT_S,
+                 standby: StandbyModelServer | None = None) -> None:  # fmt: skip
         self.aws_endpoint_url = aws_endpoint_url
         self.work_dir = work_dir
         self.ready_timeout_s = ready_timeout_s
         self._endpoints: dict[str, Endpoint] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self._standby = standby  # claimed by the first server started (model_server_standby)
 
     # --- control plane: called by the seam from moto's request threads --------------------------
 
@@ -179,6 +193,9 @@ class EndpointControlPlane:
     def close(self) -> None:
         """Stop every server (the moto host is shutting down)."""
         self._closed = True
+        standby, self._standby = self._standby, None
+        if standby is not None:
+            standby.stop()
         for name in list(self._endpoints):
             self.delete(name)
 
@@ -287,12 +304,17 @@ class EndpointControlPlane:
             argv += ["--capture-s3-uri", capture["DestinationS3Uri"],
                      "--capture-percent", str(capture.get("InitialSamplingPercentage", 100))]  # fmt: skip
         log_path = model_dir.parent / f"{model_dir.name}.log"
-        env = {"OMP_NUM_THREADS": LOCAL_TORCH_THREADS, **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}}
-        env.update({**variant.environment, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": self.aws_endpoint_url,
-                    "AWS_REGION": request.region, "AWS_DEFAULT_REGION": request.region, "PYTHONUNBUFFERED": "1"})
-        with open(log_path, "ab") as log_file:  # same process group as the moto host: stopped with it
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+        env = server_environment(self.aws_endpoint_url, request.region, variant.environment)
+        process = self._claim_standby(argv[3:], env, log_path)
+        if process is None:
+            with open(log_path, "ab") as log_file:  # same process group as the moto host: stopped with it
+                process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         return ModelServer(variant.variant_name, variant.weight, f"http://127.0.0.1:{port}", process, log_path, model_dir)
+
+    def _claim_standby(self, server_args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            standby, self._standby = self._standby, None
+        return standby.claim(server_args, env, log_path) if standby is not None else None
 
     def _download(self, variant: VariantSpec, path: Path, region: str) -> Path:
         import boto3
@@ -321,5 +343,5 @@ class EndpointControlPlane:
                 return
             if error_type == "ModelUnavailable":  # the artifact could not be loaded: it never will be
                 raise EndpointStartFailed(f"{failed}: {_message(body)}")
-            time.sleep(0.1)
+            time.sleep(PING_POLL_S)
         raise EndpointStartFailed(f"{failed} within {self.ready_timeout_s:.0f} s: {_log_tail(server.log_path)}")

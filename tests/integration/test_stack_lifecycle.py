@@ -50,6 +50,8 @@ def test_up_status_down_leaves_no_process_and_no_port(model_artifact: Path, tmp_
         endpoints = endpoint_servers(load_state(embedded_settings(home)))
         assert [(e["EndpointName"], e["EndpointStatus"]) for e in endpoints] == [("scones-image-classifier", "InService")]
         server_urls = [server["url"] for server in endpoints[0]["servers"]]
+        for server in endpoints[0]["servers"]:  # the model server `up` started before the endpoint existed
+            assert b"model_server_standby" in Path(f"/proc/{server['pid']}/cmdline").read_bytes(), server
         assert state["target"] == "embedded" and state["threshold"] == 0.9
         assert state["state_machine_arn"].startswith("arn:aws:states:")
         assert all(pid_exists(pid) for pid in state["processes"].values())

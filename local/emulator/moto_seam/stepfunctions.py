@@ -19,6 +19,8 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
 - `StepFunctionResponse` gains `test_state` (TestState), built from the parser's TestState parts (`test_state.py`).
 - `ExecutionWorker.start` (the execution's thread): started once the StartExecution answer is written
   (`execution_starts.py`).
+- `moto.batch.utils` (the interpreter imports one enum from it): loaded without `moto.batch`'s package
+  init, which imports all of EC2 (`lean_imports.py`).
 S3 → EventBridge → Step Functions is in `s3_events.py`.
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, NoReturn
 
 from scones.local.emulator import sfn_jsonata
 from scones.local.emulator.moto_seam.execution_starts import defer_execution_starts
+from scones.local.emulator.moto_seam.lean_imports import load_batch_enums_alone
 from scones.local.emulator.moto_seam.test_state import add_test_state
 
 
@@ -362,6 +365,7 @@ def install_step_functions() -> None:
 
     enable_state_machine_execution()
     if not installed:
+        load_batch_enums_alone()  # before the interpreter's first import
         for patch in (*PATCHES, send_s3_events_as_aws_does, report_eventbridge_notifications,
                       start_executions_from_eventbridge):
             patch()
