@@ -1,0 +1,75 @@
+"""HTTP header parsing for the moto host's servers without the `email` package.
+
+Every request the moto host serves (moto's werkzeug server, each Lambda environment's Runtime API)
+goes through `http.server.BaseHTTPRequestHandler.parse_request`, which calls
+`http.client.parse_headers`: it joins the header lines and hands them to `email.parser.Parser`, a
+general MIME parser. A profile of warm executions (py-spy --gil on the moto host) put a fifth of the
+host's GIL time there, about 4 ms per execution of the workflow (a dozen requests). `parse_headers`
+here reads the same lines with the same limits and builds the same `HTTPMessage` from (name, value)
+pairs as the email parser's compat32 policy stores them; `install_fast_header_parsing` puts it in
+`http.client` for this process (the moto host's, where responses read by `http.client` benefit too),
+with http.server's Date header (email.utils.formatdate per response) formatted once a second.
+"""
+from __future__ import annotations
+
+import email.utils
+import http.client
+import http.server
+import time
+from typing import BinaryIO
+
+MAX_LINE = 65536  # http.client._MAXLINE (tests/unit/test_http_headers.py checks both)
+MAX_HEADERS = 100  # http.client._MAXHEADERS
+_END = (b"\r\n", b"\n", b"")
+
+
+def parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> http.client.HTTPMessage:
+    """`http.client.parse_headers`: the header block of fp as an HTTPMessage (names and values as the
+    email parser keeps them: value stripped of leading blanks and the line end, folded lines joined)."""
+    lines: list[str] = []
+    while True:
+        line = fp.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise http.client.LineTooLong("header line")
+        if len(lines) >= MAX_HEADERS:
+            raise http.client.HTTPException(f"got more than {MAX_HEADERS} headers")
+        if line in _END:
+            break
+        lines.append(line.decode("iso-8859-1"))
+    message = _class()
+    name, value = None, ""
+    for text in lines:
+        if text[:1] in (" ", "\t"):  # a folded line continues the previous value (none: the email parser drops it)
+            value += text if name is not None else ""
+            continue
+        if name is not None:
+            message[name] = value.rstrip("\r\n")
+        name, separator, value = text.partition(":")
+        if not separator:  # not a header line: the email parser stops reading headers here
+            name = None
+            break
+        value = value.lstrip(" \t")
+    if name is not None:
+        message[name] = value.rstrip("\r\n")
+    return message
+
+
+def install_fast_header_parsing() -> None:
+    """In this process: http.client.parse_headers (and so http.server's request parsing) without the email
+    parser, and http.server's Date header formatted once a second."""
+    http.client.parse_headers = parse_headers  # type: ignore[assignment]
+    http.server.BaseHTTPRequestHandler.date_time_string = date_time_string  # type: ignore[method-assign]
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def date_time_string(self: object, timestamp: float | None = None) -> str:
+    """`BaseHTTPRequestHandler.date_time_string` formatted once a second, not once a response."""
+    global _date_cache
+    if timestamp is not None:
+        return email.utils.formatdate(timestamp, usegmt=True)
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
+    return _date_cache[1]
