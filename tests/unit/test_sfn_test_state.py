@@ -57,9 +57,9 @@ def test_what_moto_cannot_do_is_refused_by_name(sfn):
     definition = json.dumps({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
                              "Parameters": {"FunctionName": "f"}, "End": True})  # fmt: skip
     with pytest.raises(ClientError) as raised:
-        sfn.test_state(definition=definition, roleArn=ROLE, input="{}", mock={"result": "{}"})
+        sfn.test_state(definition=definition, roleArn=ROLE, input="{}", variables='{"x": 1}')
     assert raised.value.response["Error"]["Code"] == "ValidationException"
-    assert "mock" in raised.value.response["Error"]["Message"]
+    assert "variables" in raised.value.response["Error"]["Message"]
 
 
 def test_bad_definitions_and_inputs_get_aws_errors(sfn):

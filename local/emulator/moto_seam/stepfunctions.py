@@ -16,7 +16,8 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   and `VariableStore._outer_scope/_inner_scope`: JSONata by `sfn_jsonata` (jsonata-python).
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
 - `StepFunctionResponse` gains `start_sync_execution`, running the interpreter's `SyncExecution`.
-- `StepFunctionResponse` gains `test_state` (TestState), built from the parser's TestState parts (`test_state.py`).
+- `StepFunctionResponse` gains `test_state` (TestState), built from the parser's TestState parts (`test_state.py`),
+  with `stateName` and `mock` from its mocked mode (`MockTestCase`, `Environment.mock_test_case`: `test_state_mock.py`).
 - `ExecutionWorker.start` (the execution's thread): started once the StartExecution answer is written
   (`execution_starts.py`).
 - `moto.batch.utils` (the interpreter imports one enum from it): loaded without `moto.batch`'s package

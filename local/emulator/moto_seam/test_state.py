@@ -4,10 +4,11 @@ server answered 500. `add_test_state` routes the action to the same parts, the w
 `test_state` does: `TestStateStaticAnalyser`, `TestStateMachine`, `TestStateExecution` (run in the
 request, as AWS answers with the state's result).
 
-What moto's parts cannot do is refused by name (ValidationException), never run differently:
-`mock` (a mocked result or error), `stateName` (one state of a whole machine), `context`,
-`stateConfiguration` (added by AWS after the interpreter moto copied) and `variables` (which
-`provider.py` accepts and ignores).
+`stateName` and `mock` (added by AWS in 2025) are built from the interpreter's mocked mode
+(`test_state_mock.py`). What moto's parts cannot do is refused by name (ValidationException), never
+run differently: `context`, `stateConfiguration` (added by AWS after the interpreter moto copied) and
+`variables` (which `provider.py` accepts and ignores); and a state that moto's TestState cannot end (one
+that goes on to its Next, or whose Catch caught an error: AWS answers nextState, CAUGHT_ERROR).
 """
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import datetime
 import json
 from typing import Any
 
-UNSUPPORTED = ("mock", "stateName", "context", "stateConfiguration", "variables")
+from scones.local.emulator.moto_seam.test_state_mock import mock_test_case, state_of
+
+UNSUPPORTED = ("context", "stateConfiguration", "variables")
 
 
 def add_test_state() -> None:
@@ -30,23 +33,25 @@ def add_test_state() -> None:
 
             raise ValidationException(f"TestState on the embedded stack does not support {', '.join(given)} "
                                       "(moto's interpreter has no such step)")  # fmt: skip
-        backend = self.stepfunction_backend
+        definition, state_name, mock = self._get_param("definition"), self._get_param("stateName"), self._get_param("mock")
+        if state_name is not None:
+            definition = state_of(definition, state_name)
         return ActionResult(run_test_state(
-            backend, self._get_param("definition"), self._get_param("roleArn"), self._get_param("input", if_none="{}"),
-            self._get_param("inspectionLevel"),
+            self.stepfunction_backend, definition, self._get_param("roleArn"), self._get_param("input", if_none="{}"),
+            self._get_param("inspectionLevel"), mock=mock,
         ))  # fmt: skip
 
     StepFunctionResponse.test_state = test_state  # type: ignore[attr-defined]
 
 
-def run_test_state(backend: Any, definition: str, role_arn: str, execution_input: str, inspection_level: str | None) -> Any:
-    """What `provider.py`'s test_state does, without LocalStack's request context."""
+def run_test_state(backend: Any, definition: str, role_arn: str, execution_input: str, inspection_level: str | None,
+                   mock: dict[str, Any] | None = None) -> Any:  # fmt: skip
+    """What `provider.py`'s test_state does, without LocalStack's request context (and with a mock)."""
     import uuid
 
     from moto.stepfunctions.parser.api import InspectionLevel, InvalidDefinition, InvalidExecutionInput
     from moto.stepfunctions.parser.asl.static_analyser.test_state.test_state_analyser import TestStateStaticAnalyser
     from moto.stepfunctions.parser.backend.state_machine import TestStateMachine
-    from moto.stepfunctions.parser.backend.test_state.execution import TestStateExecution
 
     try:
         TestStateStaticAnalyser().analyse(definition)
@@ -56,13 +61,44 @@ def run_test_state(backend: Any, definition: str, role_arn: str, execution_input
         json.loads(execution_input)  # moto's Execution parses the text itself (provider.py hands it a dict, which fails)
     except ValueError as error:
         raise InvalidExecutionInput(str(error)) from error
+    mocked = mock_test_case(definition, mock) if mock is not None else None
     name = f"TestState-{uuid.uuid4().hex[:8]}"
     prefix = f"arn:{backend.partition}:states:{backend.region_name}:{backend.account_id}"
     machine = TestStateMachine(name=name, arn=f"{prefix}:stateMachine:{name}", role_arn=role_arn, definition=definition)
-    execution = TestStateExecution(
+    execution = _execution_class(mocked)(
         name=name, role_arn=role_arn, exec_arn=f"{prefix}:execution:{name}:{name}", account_id=backend.account_id,
         region_name=backend.region_name, state_machine=machine, start_date=datetime.datetime.now(tz=datetime.timezone.utc),
-        input_data=execution_input, activity_store=backend.activities,  # type: ignore[arg-type]
+        input_data=execution_input, activity_store=backend.activities,
     )  # fmt: skip
-    execution.start()
+    try:
+        execution.start()
+    except RuntimeWarning as error:  # moto's TestState ends only at End, Fail, Succeed or a Choice
+        from moto.stepfunctions.parser.api import ValidationException
+
+        raise ValidationException("TestState on the embedded stack cannot report a state that goes on to its Next "
+                                  "or an error its Catch caught (moto's TestState has no nextState for them)") from error
     return execution.to_test_state_output(inspection_level=InspectionLevel(inspection_level or "INFO"))
+
+
+def _execution_class(mocked: Any) -> Any:
+    """TestStateExecution, or one whose worker's environment carries the MockTestCase (moto's worker builds
+    a TestStateEnvironment without one)."""
+    from moto.stepfunctions.parser.backend.test_state.execution import TestStateExecution
+    from moto.stepfunctions.parser.backend.test_state.execution_worker import TestStateExecutionWorker
+
+    if mocked is None:
+        return TestStateExecution
+
+    class MockedWorker(TestStateExecutionWorker):
+        def _get_evaluation_environment(self) -> Any:
+            env = super()._get_evaluation_environment()
+            env.mock_test_case = mocked
+            return env
+
+    class MockedTestStateExecution(TestStateExecution):
+        def _get_start_execution_worker(self) -> Any:
+            worker = super()._get_start_execution_worker()
+            worker.__class__ = MockedWorker
+            return worker
+
+    return MockedTestStateExecution
