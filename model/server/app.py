@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .batching import DynamicBatcher
 from .capture import DataCapture
-from .decoding import DecodeThread
+from .decoding import DecodeThreads
 from .invocations import MAX_PAYLOAD_BYTES, InvocationsApp, aws_error_body
 from .model_runner import (
     DecodedRequest, InvocationRequest, InvocationResponse, ModelNotReady, ModelRunner, ModelUnavailable,
@@ -39,8 +39,8 @@ class EndpointRoutes:
         self.runner, self.batcher, self.capture = runner, batcher, capture
         # input_fn runs here as requests arrive, while the batcher's thread runs the previous batch's predict_fn;
         # with no decode thread it runs on the event loop, saving two thread hops a request for small images.
-        self.decoder: DecodeThread[InvocationRequest, DecodedRequest] | None = (
-            DecodeThread(runner.decode, runner.init_decode_thread) if decode_threads else None)
+        self.decoder: DecodeThreads[InvocationRequest, DecodedRequest] | None = (
+            DecodeThreads(runner.decode, runner.init_decode_thread, decode_threads) if decode_threads else None)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:

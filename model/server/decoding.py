@@ -16,27 +16,31 @@ Raw = TypeVar("Raw")
 Decoded = TypeVar("Decoded")
 
 
-class DecodeThread(Generic[Raw, Decoded]):
-    """One thread running `decode` (which must not raise: it returns its errors) on requests as they arrive."""
+class DecodeThreads(Generic[Raw, Decoded]):
+    """Threads running `decode` (which must not raise: it returns its errors) on requests as they arrive."""
 
-    def __init__(self, decode: Callable[[Raw], Decoded], initializer: Callable[[], None]) -> None:
+    def __init__(self, decode: Callable[[Raw], Decoded], initializer: Callable[[], None], count: int = 1) -> None:
         self.decode, self.initializer = decode, initializer
         self._inbox: queue.SimpleQueue[tuple[Raw, asyncio.Future[Decoded]] | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread = threading.Thread(target=self._decode_forever, name="decode", daemon=True)
+        self._threads = [threading.Thread(target=self._decode_forever, name=f"decode-{index}", daemon=True)
+                         for index in range(count)]  # fmt: skip
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
-        if self._thread.is_alive():
-            self._inbox.put(None)
-            self._thread.join()
+        running = [thread for thread in self._threads if thread.is_alive()]
+        for _ in running:
+            self._inbox.put(None)  # one each: a thread takes one and ends
+        for thread in running:
+            thread.join()
 
     def submit(self, raw: Raw) -> asyncio.Future[Decoded]:
-        """The decoded request, once the thread has got to it (called on the loop)."""
-        assert self._loop is not None, "the decode thread is not running"
+        """The decoded request, once a thread has got to it (called on the loop)."""
+        assert self._loop is not None, "the decode threads are not running"
         future: asyncio.Future[Decoded] = self._loop.create_future()
         self._inbox.put((raw, future))
         return future

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -159,11 +160,12 @@ def test_requests_queued_while_a_batch_runs_go_next_without_waiting_for_the_dela
     assert elapsed < 2.5, f"the queued requests waited {elapsed:.1f} s for the batch delay"
 
 
-def test_the_decode_thread_answers_every_request_and_stops() -> None:
-    from scones.model.server.decoding import DecodeThread
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_decode_threads_answer_every_request_and_stop(threads: int) -> None:
+    from scones.model.server.decoding import DecodeThreads
 
     async def decode_all() -> list[str]:
-        decoder = DecodeThread(lambda raw: raw.upper(), lambda: None)
+        decoder = DecodeThreads(lambda raw: raw.upper(), lambda: None, threads)
         decoder.start(asyncio.get_running_loop())
         try:
             return await asyncio.gather(*(decoder.submit(f"image {index}") for index in range(50)))
@@ -171,3 +173,4 @@ def test_the_decode_thread_answers_every_request_and_stops() -> None:
             decoder.stop()
 
     assert run(decode_all()) == [f"IMAGE {index}" for index in range(50)]
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("decode-")]
