@@ -13,6 +13,7 @@ Four ways through the same model, at batch size = concurrency c, on the same cor
             pre-encoded requests from one uvloop event loop (~0.05 ms CPU a request); `threads` is
             c http.client threads (~0.3 ms a request), which on 2 cores takes CPU from the server.
 The ways alternate in rounds so that load from anything else on the machine falls on each alike.
+"per round": the median (min-max) of the ratio in each round, forward and http measured back to back.
 CPU ms/img columns: the forward pass's, and during http the server's (all its processes) and the
 client's, which show where the cores went even when other work on the machine skews the rates.
 Targets: http >= 90 % of forward throughput at c=32, <= 2 ms added p50 at c=1.
@@ -95,6 +96,7 @@ class Timings:
     elapsed: float = 0.0
     cpu: float = 0.0  # this process: the forward pass or the handlers, or the HTTP client
     server_cpu: float = 0.0
+    round_rates: list[float] = field(default_factory=list)  # images a second in each round
 
     def add(self, latencies: list[float], images: int, elapsed: float, cpu: float, server_cpu: float) -> None:
         self.latencies += latencies
@@ -102,12 +104,18 @@ class Timings:
         self.elapsed += elapsed
         self.cpu += cpu
         self.server_cpu += server_cpu
+        self.round_rates.append(images / elapsed)
 
     def rate(self) -> float:
         return self.images / self.elapsed
 
     def cpu_ms(self, seconds: float) -> float:
         return seconds / self.images * 1000
+
+    def round_ratios(self, baseline: Timings) -> str:
+        """Median (min-max) of this way's rate over the baseline's, round by round (each pair measured back to back)."""
+        ratios = [mine / theirs for mine, theirs in zip(self.round_rates, baseline.round_rates)]
+        return f"{np.median(ratios):.0%} ({min(ratios):.0%}-{max(ratios):.0%})"
 
 
 def process_cpu_s(pid: int) -> float:
@@ -304,7 +312,7 @@ def main() -> None:
                         f"device {runner.model.device}, {args.rounds} alternating rounds, {args.client} client, "
                         f"load average {os.getloadavg()[0]:.1f})")
     for column in ("c", "forward img/s", "forward p50 ms", "1 thread img/s", "handlers img/s", "http img/s", "http p50 ms",
-                   "http p99 ms", "http / forward", "added p50 ms", "CPU ms/img forward", "server", "client"):
+                   "http p99 ms", "http / forward", "per round", "added p50 ms", "CPU ms/img forward", "server", "client"):
         table.add_column(column, justify="right")
     for level in levels:
         forward, forward_1, handlers, http = (timings[level, way] for way in ways)
@@ -312,10 +320,10 @@ def main() -> None:
         table.add_row(
             str(level), f"{forward.rate():.0f}", f"{forward_p50:.2f}", f"{forward_1.rate():.0f}", f"{handlers.rate():.0f}",
             f"{http.rate():.0f}", f"{http_p50:.2f}", f"{percentile_ms(http.latencies, 99):.2f}",
-            f"{http.rate() / forward.rate():.0%}", f"{http_p50 - forward_p50:+.2f}",
+            f"{http.rate() / forward.rate():.0%}", http.round_ratios(forward), f"{http_p50 - forward_p50:+.2f}",
             f"{forward.cpu_ms(forward.cpu):.2f}", f"{http.cpu_ms(http.server_cpu):.2f}", f"{http.cpu_ms(http.cpu):.2f}",
         )
-    console = Console(width=180)
+    console = Console(width=200)
     console.print(table)
 
 

@@ -1,7 +1,7 @@
-"""HTTP in and out: the SageMaker container routes, the Runtime API route, and AWS's error shapes.
+"""The server's ASGI app: the invocation routes (plain ASGI, invocations.py), /ping and the request log.
 
-Errors are translated here and only here: code in the `x-amzn-ErrorType` header and a JSON
-`message`, which is what botocore reads to raise the same ClientError codes as AWS.
+The invocation pipeline: a place in the bounded queue, the body, input_fn (on the decode thread,
+overlapping the forward pass), the batcher (predict_fn and output_fn), data capture.
 """
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,81 +20,27 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .batching import DynamicBatcher, QueueFull
+from .batching import DynamicBatcher
 from .capture import DataCapture
+from .decoding import DecodeThreads
+from .invocations import MAX_PAYLOAD_BYTES, InvocationsApp, aws_error_body
 from .model_runner import (
-    DecodedRequest, InvalidInvocation, InvocationRequest, InvocationResponse, ModelFailure, ModelNotReady,
-    ModelRunner, ModelUnavailable,
+    DecodedRequest, InvocationRequest, InvocationResponse, ModelNotReady, ModelRunner, ModelUnavailable,
 )
-
-MAX_PAYLOAD_BYTES = 6_291_456  # SageMaker real-time endpoints refuse larger bodies
-VARIANT_HEADER = "x-Amzn-Invoked-Production-Variant"
-INFERENCE_ID_HEADER = "x-amzn-sagemaker-inference-id"
 
 request_log = logging.getLogger("scones.model.server.requests")
 
 
-class PayloadTooLarge(Exception):
-    """The body is over SageMaker's limit."""
-
-
-class UnknownEndpoint(Exception):
-    """The Runtime API was asked for an endpoint this server does not serve."""
-
-
-def aws_error(code: str, status: int, message: str, **extra: Any) -> Response:
-    return Response(
-        json.dumps({"message": message, **extra}),
-        status_code=status,
-        media_type="application/json",
-        headers={"x-amzn-ErrorType": code},
-    )
-
-
-def translate_error(error: Exception) -> Response:
-    if isinstance(error, (InvalidInvocation, PayloadTooLarge, UnknownEndpoint)):
-        return aws_error("ValidationError", 400, str(error))
-    if isinstance(error, ModelNotReady):
-        return aws_error("ModelNotReadyException", 429, str(error))
-    if isinstance(error, (ModelUnavailable, QueueFull)):
-        return aws_error("ServiceUnavailable", 503, str(error))
-    if isinstance(error, ModelFailure):
-        original = str(error)
-        return aws_error(
-            "ModelError", 424,
-            f'Received server error (500) from primary with message "{original}".',
-            OriginalStatusCode=500, OriginalMessage=original,
-        )
-    raise error
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    """The body, refused from its Content-Length (or as soon as it grows past the limit)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the {limit}-byte limit")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class EndpointRoutes:
-    """The container's routes over one model: /ping, /invocations and the Runtime API's invocations."""
+    """One model behind the container's routes: /ping, and the invocation pipeline."""
 
     def __init__(self, runner: ModelRunner, batcher: DynamicBatcher[DecodedRequest, InvocationResponse],
-                 endpoint_name: str, variant: str, capture: DataCapture | None, max_payload_bytes: int,
-                 decode_threads: int) -> None:  # fmt: skip
+                 capture: DataCapture | None, decode_threads: int) -> None:  # fmt: skip
         self.runner, self.batcher, self.capture = runner, batcher, capture
-        self.endpoint_name, self.variant, self.max_payload_bytes = endpoint_name, variant, max_payload_bytes
         # input_fn runs here as requests arrive, while the batcher's thread runs the previous batch's predict_fn;
         # with no decode thread it runs on the event loop, saving two thread hops a request for small images.
-        self.decoder = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode",
-                                          initializer=runner.init_decode_thread) if decode_threads else None  # fmt: skip
+        self.decoder: DecodeThreads[InvocationRequest, DecodedRequest] | None = (
+            DecodeThreads(runner.decode, runner.init_decode_thread, decode_threads) if decode_threads else None)
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -104,13 +49,15 @@ class EndpointRoutes:
             self.capture.start()
         if self.decoder is None:
             self.runner.init_decode_thread()  # input_fn on the loop's thread
+        else:
+            self.decoder.start(asyncio.get_running_loop())
         self.runner.start_loading()
         try:
             yield
         finally:
             await self.batcher.stop()
             if self.decoder is not None:
-                self.decoder.shutdown(wait=True)
+                self.decoder.stop()
             if self.capture is not None:
                 self.capture.stop()
             self.runner.close()
@@ -119,42 +66,23 @@ class EndpointRoutes:
         try:
             self.runner.check_available()
         except (ModelNotReady, ModelUnavailable) as error:
-            return aws_error(type(error).__name__, 503, str(error))
+            return Response(aws_error_body(str(error)), status_code=503, media_type="application/json",
+                            headers={"x-amzn-ErrorType": type(error).__name__})  # fmt: skip
         return Response(b"", status_code=200)
 
-    async def invoke(self, request: Request) -> Response:
-        try:
-            return await self.run_invocation(request)
-        except Exception as error:
-            return translate_error(error)
-
-    async def invoke_endpoint(self, request: Request) -> Response:
-        requested = request.path_params["endpoint_name"]
-        if requested != self.endpoint_name:
-            return translate_error(UnknownEndpoint(f"Endpoint {requested} of account local not found."))
-        return await self.invoke(request)
-
-    async def run_invocation(self, request: Request) -> Response:
-        inference_id = request.headers.get(INFERENCE_ID_HEADER)
-        request.state.inference_id = inference_id
+    async def invoke(self, read_body: Callable[[], Awaitable[bytes]], content_type: str, accept: str,
+                     inference_id: str | None, state: dict[str, Any]) -> InvocationResponse:  # fmt: skip
+        """One invocation through the pipeline; its errors are the invocation routes' to translate."""
         with self.batcher.admitted():
             self.runner.check_available()
             with self.batcher.expecting():
-                body = await read_limited_body(request, self.max_payload_bytes)
-                content_type = request.headers.get("content-type", "application/octet-stream")
-                invocation = InvocationRequest(body, content_type, request.headers.get("accept", "*/*"))
-                decoded = await self.decode(invocation)
-            result, batch_size = await self.batcher.submit(decoded)
-        request.state.batch_size = batch_size
+                body = await read_body()
+                invocation = InvocationRequest(body, content_type, accept)
+                decoded = self.runner.decode(invocation) if self.decoder is None else await self.decoder.submit(invocation)
+            result, state["batch_size"] = await self.batcher.submit(decoded)
         if self.capture is not None:
             self.capture.record(body, content_type, result.body, result.content_type, inference_id)
-        return Response(result.body, media_type=result.content_type, headers={VARIANT_HEADER: self.variant})
-
-
-    async def decode(self, invocation: InvocationRequest) -> DecodedRequest:
-        if self.decoder is None:
-            return self.runner.decode(invocation)
-        return await asyncio.get_running_loop().run_in_executor(self.decoder, self.runner.decode, invocation)
+        return result
 
 
 def create_app(
@@ -166,16 +94,9 @@ def create_app(
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     decode_threads: int = 1,
 ) -> ASGIApp:
-    routes = EndpointRoutes(runner, batcher, endpoint_name, variant, capture, max_payload_bytes, decode_threads)
-    app = Starlette(
-        routes=[
-            Route("/ping", routes.ping, methods=["GET"]),
-            Route("/invocations", routes.invoke, methods=["POST"]),
-            Route("/endpoints/{endpoint_name}/invocations", routes.invoke_endpoint, methods=["POST"]),
-        ],
-        lifespan=routes.lifespan,
-    )
-    return RequestLog(app)
+    routes = EndpointRoutes(runner, batcher, capture, decode_threads)
+    app = Starlette(routes=[Route("/ping", routes.ping, methods=["GET"])], lifespan=routes.lifespan)
+    return RequestLog(InvocationsApp(routes.invoke, app, endpoint_name, variant, max_payload_bytes))
 
 
 class RequestLog:

@@ -4,7 +4,10 @@ Like TorchServe's `batch_size`/`max_batch_delay` and LitServe's `max_batch_size`
 a batch is dispatched when it is full, when the delay since its first request has passed, or
 at once when no other request is on its way and it is as large as the last batch (so a lone
 client never waits for the delay, and clients answered together, coming back a few at a time,
-are gathered again instead of being split into a small batch and a large one).
+are gathered again instead of being split into a small batch and a large one). Requests that
+queued up while a batch ran go at once as the next batch: waiting for more would leave the
+forward pass idle, and under load the batches settle into two halves, one running while the
+other's clients are answered and send again.
 
 The queue is bounded: beyond `max_queue_size` requests admitted and not yet answered, a new one
 is refused at once with `QueueFull` (the server answers 503 ServiceUnavailable, which botocore
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -46,6 +50,8 @@ class DynamicBatcher(Generic[Item, Result]):
 
     `handle_batch` returns one result per item, in order; an exception in that list fails only
     its own item, and an exception raised by `handle_batch` itself fails the whole batch.
+    The queue is a deque and the collector sleeps on one future at a time: a request costs one
+    future of its own, not a queue getter, a task and a timer each time the collector waits.
     """
 
     def __init__(self, handle_batch: BatchHandler, max_batch_size: int = 32, max_batch_delay_ms: float = 5.0,
@@ -61,14 +67,14 @@ class DynamicBatcher(Generic[Item, Result]):
         self.max_batch_delay_s = max_batch_delay_ms / 1000
         self.max_queue_size = max_queue_size
         self._admitted = 0  # requests inside `admitted()`: arriving, queued or running
-        self._queue: asyncio.Queue[_Pending[Item, Result]] | None = None
+        self._queue: deque[_Pending[Item, Result]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None  # set while the collector waits for an item
         self._arriving = 0  # requests announced by `expecting()` but not yet submitted
         self._last_batch_size = 1  # the clients of the last batch are likely to come back together
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict", initializer=worker_initializer)
         self._collector: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._queue = asyncio.Queue()
         self._collector = asyncio.create_task(self._collect_forever(), name="batch-collector")
 
     async def stop(self) -> None:
@@ -101,35 +107,46 @@ class DynamicBatcher(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> tuple[Result, int]:
         """The item's result and the size of the batch it ran in."""
-        if self._queue is None or self._collector is None:
+        if self._collector is None:
             raise BatcherClosed("the batcher is not running")
         future: asyncio.Future[tuple[Result, int]] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(item, future))
+        self._queue.append(_Pending(item, future))
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
         return await future
 
     async def _collect_forever(self) -> None:
-        assert self._queue is not None
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
-            await self._fill(batch)
-            await self._run(loop, batch)
+            if self._queue:  # queued while the last batch ran: they have waited a batch already, and so would the worker
+                await self._run(loop, [self._queue.popleft() for _ in range(min(len(self._queue), self.max_batch_size))])
+                continue
+            await self._next_arrival(loop, None)
+            await self._run(loop, await self._fill(loop))
 
-    async def _fill(self, batch: list[_Pending[Item, Result]]) -> None:
-        assert self._queue is not None
+    async def _next_arrival(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> None:
+        """Sleep until an item is queued, or the timeout passes."""
+        self._wakeup = wakeup = loop.create_future()
+        timer = None if timeout is None else loop.call_later(timeout, _resolve, wakeup)
+        try:
+            await wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    async def _fill(self, loop: asyncio.AbstractEventLoop) -> list[_Pending[Item, Result]]:
         deadline = time.monotonic() + self.max_batch_delay_s
+        batch: list[_Pending[Item, Result]] = []
         while len(batch) < self.max_batch_size:
-            if not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if self._queue:
+                batch.append(self._queue.popleft())
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or (self._arriving <= 0 and len(batch) >= self._last_batch_size):
-                return
-            getter = asyncio.ensure_future(self._queue.get())
-            await asyncio.wait({getter}, timeout=remaining)
-            if not getter.done() and getter.cancel():
-                return
-            batch.append(getter.result())  # got an item, even if it raced the timeout
+                break
+            await self._next_arrival(loop, remaining)
+        return batch
 
     async def _run(self, loop: asyncio.AbstractEventLoop, batch: list[_Pending[Item, Result]]) -> None:
         items = [pending.item for pending in batch]
@@ -147,3 +164,8 @@ class DynamicBatcher(Generic[Item, Result]):
                 pending.future.set_exception(result)
             else:
                 pending.future.set_result((result, len(batch)))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

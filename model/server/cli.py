@@ -80,8 +80,9 @@ def serve(model_path: Path, host: str, port: int, workers: int, log_level: str, 
         served = build_app(settings)
     else:  # each worker process builds its own app from the settings, as uvicorn's factory
         os.environ[SETTINGS_ENV] = json.dumps(settings)
+    # proxy_headers off: nothing here reads the client's address, and uvicorn's middleware for it costs every request.
     uvicorn.run(served, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=10,
-                factory=workers > 1, workers=workers)  # fmt: skip
+                factory=workers > 1, workers=workers, proxy_headers=False)  # fmt: skip
 
 
 def app_from_environment() -> ASGIApp:

@@ -1,7 +1,8 @@
-"""The dynamic batcher on its own: batch formation, per-item failures, no wait for a lone request."""
+"""The dynamic batcher and the decode thread on their own: batch formation, per-item failures, no wait for a lone request."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -138,3 +139,38 @@ def test_beyond_the_queue_bound_requests_are_refused_at_once_and_the_rest_answer
     answered = [r[0] for r in results if not isinstance(r, BaseException)]
     assert len(refused) == 5 and "limit 3" in str(refused[0])
     assert answered == [0, 1, 2] and after == 99
+
+
+def test_requests_queued_while_a_batch_runs_go_next_without_waiting_for_the_delay() -> None:
+    async def backlog() -> tuple[list[int], float]:
+        seen: list[int] = []
+        batcher = DynamicBatcher(lambda items: seen.append(len(items)) or time.sleep(0.1) or items,
+                                 max_batch_size=32, max_batch_delay_ms=5000)  # fmt: skip
+        await batcher.start()
+        first = [asyncio.ensure_future(batcher.submit(index)) for index in range(4)]
+        await asyncio.sleep(0.05)  # the batch of 4 is running
+        started = time.perf_counter()
+        await asyncio.gather(*first, *(batcher.submit(index) for index in range(2)))
+        elapsed = time.perf_counter() - started
+        await batcher.stop()
+        return seen, elapsed
+
+    seen, elapsed = run(backlog())
+    assert seen == [4, 2]  # not held back to reach the last batch's size
+    assert elapsed < 2.5, f"the queued requests waited {elapsed:.1f} s for the batch delay"
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_decode_threads_answer_every_request_and_stop(threads: int) -> None:
+    from scones.model.server.decoding import DecodeThreads
+
+    async def decode_all() -> list[str]:
+        decoder = DecodeThreads(lambda raw: raw.upper(), lambda: None, threads)
+        decoder.start(asyncio.get_running_loop())
+        try:
+            return await asyncio.gather(*(decoder.submit(f"image {index}") for index in range(50)))
+        finally:
+            decoder.stop()
+
+    assert run(decode_all()) == [f"IMAGE {index}" for index in range(50)]
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("decode-")]
