@@ -160,7 +160,9 @@ def main() -> None:
                 config = StackConfig(
                     stack_name=settings.stack_name, bucket=settings.bucket, endpoint_name=settings.endpoint_name,
                     class_names=tuple(state.class_names), threshold=state.threshold,
-                    lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": state.model_server_url or ""},
+                    # MiniStack has no SageMaker: its Lambdas reach our endpoint through the moto host,
+                    # which routes InvokeEndpoint by endpoint name to the model server.
+                    lambda_environment={"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": state.aws_endpoint_url},
                 )  # fmt: skip
                 theirs = measure_ministack(home, config, body, args.images, args.burst)
         finally:

@@ -371,3 +371,34 @@ def test_bucket_notification_answer_is_built_where_the_seam_adds_eventbridge():
     assert "get_bucket_notification_configuration(" in source and "EventBridge" not in source, (
         "moto now reports EventBridgeConfiguration itself: drop report_eventbridge_notifications")
     assert "event_bridge" in inspect.signature(NotificationConfiguration.__init__).parameters
+
+
+def test_recorder_writes_whole_lines_under_concurrent_requests(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """moto's recorder appends a JSON line in two unlocked writes; the seam serialises them."""
+    import threading
+    from types import SimpleNamespace
+
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    from scones.local.emulator.moto_seam.server import serialise_recorder_writes
+
+    monkeypatch.setattr(Recorder, "_record_request", Recorder._record_request)  # undone after the test
+    serialise_recorder_writes()
+    serialise_recorder_writes()  # idempotent: one lock, not two wrappers
+    assert Recorder._record_request.__wrapped__.__name__ == "_record_request"
+    recorder = Recorder()
+    recorder._location, recorder._user_enabled = str(tmp_path / "recording"), True
+    body = b"x" * 50_000  # larger than a file buffer: unserialised, the writes of two threads interleave
+
+    def record(n: int) -> None:
+        request = SimpleNamespace(raw_path="/", headers={"n": str(n)}, method="POST", raw_url=f"http://h/{n}")
+        for _ in range(20):
+            recorder._record_request(request, body)
+
+    threads = [threading.Thread(target=record, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = (tmp_path / "recording").read_text().splitlines()
+    assert sorted(json.loads(line)["url"] for line in lines) == sorted(f"http://h/{n}" for n in range(8) for _ in range(20))

@@ -16,6 +16,9 @@ What we rely on, and why:
   `MotoRequestHandler`): what `ThreadedMotoServer` serves, built here so that the host process can
   install the runner before it serves; the handler keeps HTTP/1.1 connections open (werkzeug closes
   each one after its response: `server.py`).
+- `moto.moto_api._internal.recorder.models.Recorder._record_request`: moto's request recording
+  writes each JSON line unlocked; `make_server` serialises it (`serialise_recorder_writes`), or
+  concurrent requests on our threaded host interleave the lines.
 - `moto.settings.moto_server_port()` reads MOTO_PORT: the Step Functions interpreter calls Lambda at
   `localhost:$MOTO_PORT`.
 - Step Functions: `stepfunctions.py`, installed by `install_step_functions`; its docstring lists

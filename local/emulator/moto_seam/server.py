@@ -2,8 +2,10 @@
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
+import threading
 from typing import Any
 
 KEEP_ALIVE_IDLE_S = 60.0  # an idle kept-alive connection (and its thread) goes after this
@@ -67,7 +69,30 @@ def make_server(host: str, port: int) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server as make_werkzeug_server
 
+    serialise_recorder_writes()
     app = DomainDispatcherApplication(create_backend_app)
     server = make_werkzeug_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     os.environ["MOTO_PORT"] = str(server.server_port)
     return server
+
+
+def serialise_recorder_writes() -> None:
+    """One request at a time into moto's request recording (`/moto-api/recorder/`).
+
+    `moto.moto_api._internal.recorder.models.Recorder._record_request` appends each request as a JSON
+    line with two unlocked writes; on our threaded host, concurrent requests (deploy_stack creates the
+    functions side by side) interleave them into lines that are not JSON. Idempotent."""
+    from moto.moto_api._internal.recorder.models import Recorder
+
+    record = Recorder._record_request
+    if getattr(record, "_scones_serialised", False):
+        return
+    lock = threading.Lock()
+
+    @functools.wraps(record)
+    def serialised(self: Any, *args: Any, **kwargs: Any) -> None:
+        with lock:
+            record(self, *args, **kwargs)
+
+    serialised._scones_serialised = True  # type: ignore[attr-defined]
+    Recorder._record_request = serialised  # type: ignore[method-assign]
