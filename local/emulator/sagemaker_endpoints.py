@@ -295,18 +295,19 @@ class EndpointControlPlane:
         model_dir.mkdir(parents=True)
         artifact = self._download(variant, model_dir / "model.tar.gz", request.region)
         port = free_port()
-        argv = [
-            sys.executable, "-m", "scones.model.server", "--model", str(artifact), "--host", "127.0.0.1",
-            "--port", str(port), "--endpoint-name", request.endpoint_name, "--variant", variant.variant_name,
+        server_args = [
+            "--model", str(artifact), "--host", "127.0.0.1", "--port", str(port),
+            "--endpoint-name", request.endpoint_name, "--variant", variant.variant_name,
         ]  # fmt: skip
         capture = request.data_capture or {}
         if capture.get("EnableCapture"):
-            argv += ["--capture-s3-uri", capture["DestinationS3Uri"],
-                     "--capture-percent", str(capture.get("InitialSamplingPercentage", 100))]  # fmt: skip
+            server_args += ["--capture-s3-uri", capture["DestinationS3Uri"],
+                            "--capture-percent", str(capture.get("InitialSamplingPercentage", 100))]  # fmt: skip
         log_path = model_dir.parent / f"{model_dir.name}.log"
         env = server_environment(self.aws_endpoint_url, request.region, variant.environment)
-        process = self._claim_standby(argv[3:], env, log_path)
+        process = self._claim_standby(server_args, env, log_path)
         if process is None:
+            argv = [sys.executable, "-m", "scones.model.server", *server_args]
             with open(log_path, "ab") as log_file:  # same process group as the moto host: stopped with it
                 process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env)
         return ModelServer(variant.variant_name, variant.weight, f"http://127.0.0.1:{port}", process, log_path, model_dir)
