@@ -32,4 +32,4 @@ def share_service_listings() -> None:
             return list(_listings[key])
 
     list_available_services.__wrapped_by_scones__ = original  # type: ignore[attr-defined]
-    Loader.list_available_services = list_available_services  # type: ignore[method-assign]
+    Loader.list_available_services = list_available_services
