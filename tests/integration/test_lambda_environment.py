@@ -64,7 +64,7 @@ def spec(handler: str, timeout_s: float = 5) -> FunctionSpec:
 
 @pytest.fixture
 def runner(tmp_path: Path) -> Iterator[ProcessLambdaRunner]:
-    runner = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path)
+    runner = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path, max_workers_per_function=4)  # tests run 4 at once
     yield runner
     runner.close()
 
