@@ -9,6 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from scones.local.emulator import moto_seam
 
@@ -102,6 +103,34 @@ def test_a_matching_retry_answers_retriable_with_its_backoff_not_waited(sfn):
     assert answer["inspectionData"]["errorDetails"] == {"retryIndex": 1, "retryBackoffIntervalSeconds": 1800}
 
 
+def test_retrier_retry_count_is_the_attempts_already_made_as_in_aws_guide(sfn):
+    # AWS's guide (test-state-isolation, "Simulating retry attempts"): RETRIABLE, backoff 4 s = 2 x 2.0^1, retryIndex 0
+    retry = [{"ErrorEquals": ["Lambda.ServiceException"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 2.0}]
+    mock = {"errorOutput": {"error": "Lambda.ServiceException", "cause": "Service error"}}
+    answer = sfn.test_state(definition=_task(retry), roleArn=ROLE, input='{"data": "value"}', mock=mock,
+                            stateConfiguration={"retrierRetryCount": 1}, inspectionLevel="DEBUG")  # fmt: skip
+    assert answer["status"] == "RETRIABLE", answer
+    assert answer["inspectionData"]["errorDetails"] == {"retryBackoffIntervalSeconds": 4, "retryIndex": 0}
+    exhausted = sfn.test_state(definition=WORKFLOW, stateName="ClassifyImage", roleArn=ROLE, input="{}",
+                               mock={"errorOutput": {"error": "ModelNotReadyException", "cause": "warming"}},
+                               stateConfiguration={"retrierRetryCount": 3}, inspectionLevel="DEBUG")  # fmt: skip
+    assert (exhausted["status"], exhausted["nextState"]) == ("CAUGHT_ERROR", "RecordFailure"), exhausted
+    assert exhausted["inspectionData"]["errorDetails"] == {"catchIndex": 0}
+
+
+def test_state_configuration_that_cannot_apply_is_refused_by_name(sfn, moto_server):
+    unchecked = boto3.client("stepfunctions", region_name="us-east-1", endpoint_url=moto_server,
+                             config=Config(inject_host_prefix=False, parameter_validation=False))  # fmt: skip
+    for client, configuration, named in ((sfn, {"retrierRetryCount": 0, "mapIterationFailureCount": 1},
+                                          "stateConfiguration.mapIterationFailureCount"),
+                                         (unchecked, {"retrierRetryCount": -1}, "retrierRetryCount")):  # fmt: skip
+        with pytest.raises(ClientError) as raised:
+            client.test_state(definition=_task([]), roleArn=ROLE, input="{}", mock={"result": "{}"},
+                              stateConfiguration=configuration)  # fmt: skip
+        error = raised.value.response["Error"]
+        assert error["Code"] == "ValidationException" and named in error["Message"], error
+
+
 def test_a_retry_without_attempts_left_goes_on_to_the_catch_or_fails(sfn):
     no_attempts = [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 0}]
     mock = {"errorOutput": {"error": "Boom", "cause": "c"}}
@@ -118,6 +147,8 @@ def test_the_parts_the_execution_relies_on_are_where_the_seam_reads_them():
 
     from moto.stepfunctions.parser.asl.component.common.catch.catch_decl import CatchDecl
     from moto.stepfunctions.parser.asl.component.common.catch.catcher_decl import CatcherDecl
+    from moto.stepfunctions.parser.asl.component.common.retry.backoff_rate_decl import BackoffRateDecl
+    from moto.stepfunctions.parser.asl.component.common.retry.max_attempts_decl import MaxAttemptsDecl
     from moto.stepfunctions.parser.asl.component.common.retry.retrier_decl import RetrierDecl
     from moto.stepfunctions.parser.asl.component.common.retry.retry_decl import RetryDecl
     from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
@@ -139,3 +170,6 @@ def test_the_parts_the_execution_relies_on_are_where_the_seam_reads_them():
     assert "while env.is_running():" in inspect.getsource(ExecutionState._eval_state), "a stopped program would retry"
     assert {"get_error_output", "set_error_output"} <= set(vars(States))
     assert "set_stop" in vars(Environment)
+    assert "_store_attempt_number" in vars(MaxAttemptsDecl) and "_store_next_multiplier" in vars(BackoffRateDecl)
+    assert "self._access_attempt_number(env=env)" in inspect.getsource(MaxAttemptsDecl._eval_body)
+    assert "self._access_next_multiplier(env=env)" in inspect.getsource(BackoffRateDecl._eval_body)

@@ -2,9 +2,9 @@
 Choice; a state that goes on (to its `Next`, or to its `Catch`'s `Next`) left the program running and
 moto raised RuntimeWarning, and a matching `Retry` slept and ran the task again. AWS reports instead
 (TestStateOutput): SUCCEEDED with `nextState` and `output`; CAUGHT_ERROR with `nextState`, the
-catcher's `output`, `error` and `cause`; RETRIABLE with `error` and `cause` (TestState does not retry);
-and, at DEBUG and TRACE, `inspectionData.errorDetails` (`catchIndex`, `retryIndex`,
-`retryBackoffIntervalSeconds`).
+catcher's `output`, `error` and `cause`; RETRIABLE with `error` and `cause` (TestState does not retry:
+`stateConfiguration.retrierRetryCount` says how many attempts were made before); and, at DEBUG and
+TRACE, `inspectionData.errorDetails` (`catchIndex`, `retryIndex`, `retryBackoffIntervalSeconds`).
 
 The moto internals read here (tests/unit/test_sfn_test_state_outcomes.py pins them):
 - `TestStateExecution._get_start_execution_worker` / `._get_start_execution_worker_comm` and
@@ -16,6 +16,8 @@ The moto internals read here (tests/unit/test_sfn_test_state_outcomes.py pins th
   `RetryDecl.retriers` / `RetrierDecl.max_delay_seconds._eval_body` (the backoff is on the stack before
   the jitter and `time.sleep`), `States.get_error_output` (the error being handled) and
   `Environment.set_stop` (stops `ExecutionState`'s retry loop: its `while env.is_running()`).
+- `MaxAttemptsDecl._store_attempt_number` and `BackoffRateDecl._store_next_multiplier` / `.rate`: the
+  attempts `stateConfiguration.retrierRetryCount` says were made.
 """
 from __future__ import annotations
 
@@ -35,14 +37,30 @@ class Handled:
     cause: str = ""
 
 
-def watch_error_handling(state: Any, handled: Handled) -> None:
-    """Record a catch, and stop a retry at the backoff it would wait (AWS's TestState runs one attempt)."""
+def watch_error_handling(state: Any, handled: Handled, retry_count: int = 0) -> None:
+    """Record a catch, and stop a retry at the backoff it would wait (AWS's TestState runs one attempt,
+    `retry_count` attempts after the first: stateConfiguration.retrierRetryCount)."""
     catch, retry = getattr(state, "catch", None), getattr(state, "retry", None)
     for index, catcher in enumerate(catch.catchers if catch else ()):
         catcher._eval_body = _watched(catcher._eval_body, functools.partial(_caught, handled=handled, index=index))
     for index, retrier in enumerate(retry.retriers if retry else ()):
+        if retry_count:
+            retrier.max_attempts._eval_body = _after_attempts(retrier, retry_count)
         delay = retrier.max_delay_seconds
         delay._eval_body = _watched(delay._eval_body, functools.partial(_retriable, handled=handled, index=index))
+
+
+def _after_attempts(retrier: Any, count: int) -> Callable[[Any], None]:
+    """The retrier's MaxAttempts check, as after `count` attempts (moto keeps the attempt number and the
+    backoff multiplier in the environment's heap)."""
+    body = retrier.max_attempts._eval_body
+
+    def run(env: Any) -> None:
+        retrier.max_attempts._store_attempt_number(env, count - 1)
+        retrier.backoff_rate._store_next_multiplier(env, retrier.backoff_rate.rate**count)
+        body(env)
+
+    return run
 
 
 def _watched(body: Callable[[Any], None], then: Callable[[Any, dict[str, str]], None]) -> Callable[[Any], None]:
@@ -88,10 +106,11 @@ def test_state_execution_class() -> Any:
     class Worker(TestStateExecutionWorker):
         mocked: Any = None
         handled: Handled
+        retry_count = 0
 
         def _get_evaluation_entrypoint(self) -> Any:
             program: Any = super()._get_evaluation_entrypoint()  # a TestStateProgram
-            watch_error_handling(program.test_state, self.handled)
+            watch_error_handling(program.test_state, self.handled, self.retry_count)
             return program
 
         def _get_evaluation_environment(self) -> Any:
@@ -113,9 +132,9 @@ def test_state_execution_class() -> Any:
                 super().terminated()
 
     class ReportingTestStateExecution(TestStateExecution):
-        def __init__(self, *args: Any, mocked: Any = None, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, mocked: Any = None, retry_count: int = 0, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.mocked, self.handled = mocked, Handled()
+            self.mocked, self.retry_count, self.handled = mocked, retry_count, Handled()
 
         def _get_start_execution_worker_comm(self) -> Any:
             return Communication(self)
@@ -123,7 +142,7 @@ def test_state_execution_class() -> Any:
         def _get_start_execution_worker(self) -> Any:
             worker: Any = super()._get_start_execution_worker()
             worker.__class__ = Worker
-            worker.mocked, worker.handled = self.mocked, self.handled
+            worker.mocked, worker.retry_count, worker.handled = self.mocked, self.retry_count, self.handled
             return worker
 
         def to_test_state_output(self, inspection_level: Any) -> Any:
