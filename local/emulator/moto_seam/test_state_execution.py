@@ -38,8 +38,8 @@ class Handled:
 
 
 def watch_error_handling(state: Any, handled: Handled, retry_count: int = 0) -> None:
-    """Record a catch, and stop a retry at the backoff it would wait (AWS's TestState runs one attempt,
-    `retry_count` attempts after the first: stateConfiguration.retrierRetryCount)."""
+    """Record a catch, and stop a retry at the backoff it would wait: AWS's TestState runs one attempt,
+    after `retry_count` (stateConfiguration.retrierRetryCount) made before it."""
     catch, retry = getattr(state, "catch", None), getattr(state, "retry", None)
     for index, catcher in enumerate(catch.catchers if catch else ()):
         catcher._eval_body = _watched(catcher._eval_body, functools.partial(_caught, handled=handled, index=index))
