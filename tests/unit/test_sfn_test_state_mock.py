@@ -65,12 +65,6 @@ def test_state_name_tests_one_state_of_a_whole_jsonata_machine(sfn):
     assert _error(lambda: sfn.test_state(definition=json.dumps(MACHINE), stateName="Nope", roleArn=ROLE))[0] == "ValidationException"
 
 
-def test_what_moto_cannot_end_is_refused_by_name_not_a_500(sfn):
-    code, message = _error(lambda: sfn.test_state(definition=json.dumps(MACHINE), stateName="Review", roleArn=ROLE,
-                                                  input='{"n": 1}'))  # fmt: skip
-    assert code == "ValidationException" and "Next" in message
-
-
 def test_field_validation_follows_the_api_model(sfn):
     def mocked(result: dict, mode: str | None = None):
         mock = {"result": json.dumps(result), **({"fieldValidationMode": mode} if mode else {})}

@@ -17,7 +17,9 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
 - `StepFunctionResponse` gains `start_sync_execution`, running the interpreter's `SyncExecution`.
 - `StepFunctionResponse` gains `test_state` (TestState), built from the parser's TestState parts (`test_state.py`),
-  with `stateName` and `mock` from its mocked mode (`MockTestCase`, `Environment.mock_test_case`: `test_state_mock.py`).
+  with `stateName` and `mock` from its mocked mode (`MockTestCase`, `Environment.mock_test_case`: `test_state_mock.py`);
+  a state that goes on, catches or would retry is reported as AWS does (nextState, CAUGHT_ERROR, RETRIABLE), from
+  `TestStateExecution`'s worker and communication and the tested state's catchers and retriers (`test_state_execution.py`).
 - `ExecutionWorker.start` (the execution's thread): started once the StartExecution answer is written
   (`execution_starts.py`).
 - `moto.batch.utils` (the interpreter imports one enum from it): loaded without `moto.batch`'s package

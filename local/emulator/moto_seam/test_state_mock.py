@@ -29,7 +29,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 }  # fmt: skip
 
 
-def _refuse(message: str) -> Exception:
+def refuse(message: str) -> Exception:
     from moto.stepfunctions.parser.api import ValidationException
 
     return ValidationException(message)
@@ -43,7 +43,7 @@ def state_of(definition: str, state_name: str) -> str:
         return definition  # TestState's analyser answers InvalidDefinition
     states = machine.get("States") if isinstance(machine, dict) else None
     if not isinstance(states, dict) or not isinstance(states.get(state_name), dict):
-        raise _refuse(f"stateName '{state_name}' is not a state of the definition's top-level States")
+        raise refuse(f"stateName '{state_name}' is not a state of the definition's top-level States")
     state = dict(states[state_name])
     if "QueryLanguage" in machine:
         state.setdefault("QueryLanguage", machine["QueryLanguage"])
@@ -63,20 +63,20 @@ def mock_test_case(definition: str, mock: dict[str, Any]) -> Any:
     state = json.loads(definition)
     kind = state.get("Type") if isinstance(state, dict) else None
     if kind not in MOCK_STATE_TYPES:
-        raise _refuse(f"mock on the embedded stack is for Task states (moto's interpreter mocks tasks only); this is a {kind} state")
+        raise refuse(f"mock on the embedded stack is for Task states (moto's interpreter mocks tasks only); this is a {kind} state")
     result, error_output = mock.get("result"), mock.get("errorOutput")
     if (result is None) == (error_output is None):
-        raise _refuse("mock must have exactly one of result and errorOutput")
+        raise refuse("mock must have exactly one of result and errorOutput")
     mode = mock.get("fieldValidationMode") or "STRICT"
     if mode not in ("STRICT", "PRESENT", "NONE"):
-        raise _refuse(f"mock.fieldValidationMode must be STRICT, PRESENT or NONE, not {mode}")
+        raise refuse(f"mock.fieldValidationMode must be STRICT, PRESENT or NONE, not {mode}")
     if error_output is not None:
         response: Any = MockedResponseThrow(0, 0, error=error_output.get("error") or "", cause=error_output.get("cause") or "")
     else:
         try:
             payload = json.loads(str(result))
         except ValueError as error:
-            raise _refuse(f"mock.result is not JSON: {error}") from error
+            raise refuse(f"mock.result is not JSON: {error}") from error
         if mode != "NONE":
             validate_result(state.get("Resource", ""), payload, strict=mode == "STRICT")
         response = MockedResponseReturn(0, 0, payload)
@@ -91,20 +91,20 @@ def validate_result(resource: str, payload: Any, *, strict: bool) -> None:
     if shape is None:
         return
     if not isinstance(payload, dict):
-        raise _refuse(f"mock.result must be a JSON object for {resource}")
+        raise refuse(f"mock.result must be a JSON object for {resource}")
     members = shape.members
     for key, value in payload.items():
         if key in SDK_METADATA:
             continue
         if key not in members:
-            raise _refuse(f"mock.result field '{key}' is not in the {shape.name} of {resource}")
+            raise refuse(f"mock.result field '{key}' is not in the {shape.name} of {resource}")
         expected = _JSON_TYPES.get(members[key].type_name)
         wrong_bool = isinstance(value, bool) and bool not in (expected or ())
         if expected is not None and (not isinstance(value, expected) or wrong_bool) and value is not None:
-            raise _refuse(f"mock.result field '{key}' must be a {members[key].type_name} for {resource}")
+            raise refuse(f"mock.result field '{key}' must be a {members[key].type_name} for {resource}")
     missing = [name for name in shape.required_members if name not in payload] if strict else []
     if missing:
-        raise _refuse(f"mock.result lacks required field(s) {', '.join(missing)} of {resource} (fieldValidationMode STRICT)")
+        raise refuse(f"mock.result lacks required field(s) {', '.join(missing)} of {resource} (fieldValidationMode STRICT)")
 
 
 def _output_shape(resource: str) -> Any:
@@ -119,9 +119,9 @@ def _output_shape(resource: str) -> Any:
     try:
         model = botocore.session.get_session().get_service_model(service)
     except UnknownServiceError as error:
-        raise _refuse(f"no API model for service '{service}' to validate mock.result against: "
+        raise refuse(f"no API model for service '{service}' to validate mock.result against: "
                       "use fieldValidationMode NONE") from error  # fmt: skip
     operation = action[:1].upper() + action[1:]
     if operation not in model.operation_names:
-        raise _refuse(f"{service} has no action {operation} to validate mock.result against")
+        raise refuse(f"{service} has no action {operation} to validate mock.result against")
     return model.operation_model(operation).output_shape
