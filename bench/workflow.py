@@ -72,6 +72,21 @@ def train_small_model(home: Path) -> Path:
     return train.run(args).artifact
 
 
+def machine_reference_ms(rounds: int = 5) -> float:
+    """Median time of a fixed pure-Python workload (JSON round trips, as the stack's servers do): this
+    VM's speed varies by 2× from hour to hour, so each run prints it next to its figures."""
+    import json
+
+    document = {"s3_bucket": "bucket", "s3_key": "incoming/x.png", "inferences": [0.1, 0.9], "n": list(range(50))}
+    times = []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        for _ in range(20_000):
+            json.loads(json.dumps(document))
+        times.append((time.perf_counter() - began) * 1000)
+    return statistics.median(times)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -146,6 +161,7 @@ def main() -> None:
     parser.add_argument("--no-ministack", action="store_true", help="skip the MiniStack comparison")
     args = parser.parse_args()
 
+    reference_before = machine_reference_ms()
     with bench_home("scones-bench-") as home:
         settings = load_settings()
         model = args.model or train_small_model(home)
@@ -168,6 +184,8 @@ def main() -> None:
         finally:
             stop_stack(settings)
     print_table(started.seconds_to_ready, ours, theirs)
+    print(f"machine reference (fixed JSON workload, lower is faster): {reference_before:.0f} ms before, "
+          f"{machine_reference_ms():.0f} ms after")
 
 
 def _any_png() -> bytes:

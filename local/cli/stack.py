@@ -20,13 +20,16 @@ if TYPE_CHECKING:
 @click.option("--threshold", type=click.FloatRange(0, 1), default=None,
               help="confidence the filter step requires (default $SCONES_THRESHOLD or 0.93).")
 @click.option("--region", default=None, help="AWS region the emulated stack reports (default $AWS_REGION or us-east-1).")
+@click.option("--lambda-environments", type=click.IntRange(1, 64), default=None,
+              help="warm execution environments per Lambda function (default: one per CPU core, 2 to 8). More invocations "
+                   "wait for one; raise it for functions that mostly wait (on a network call, a sleep).")
 @click.option("--compose", is_flag=True,
               help="Start the docker compose stack instead (LocalStack + model container; needs a Docker engine).")
 @click.option("--emulator", type=click.Choice(["localstack", "moto"]), default="localstack", show_default=True,
               help="With --compose: LocalStack 4.14 (no token needed) or the token-free moto profile.")
 @click.option("--gpu", is_flag=True, help="With --compose: give the model container the NVIDIA GPU.")
-def up(model_path: Path | None, threshold: float | None, region: str | None, compose: bool, emulator: str,
-       gpu: bool) -> None:
+def up(model_path: Path | None, threshold: float | None, region: str | None, lambda_environments: int | None,
+       compose: bool, emulator: str, gpu: bool) -> None:
     """Start the embedded stack: a moto server (S3, Lambda, Step Functions, Logs, SageMaker) running
     the Lambdas and the SageMaker endpoint's model server as local processes; then deploy the
     workflow and the endpoint with the same calls `scripts/promote.sh` makes on AWS.
@@ -43,7 +46,8 @@ def up(model_path: Path | None, threshold: float | None, region: str | None, com
     try:
         model_path = model_path or default_model_path(settings)
         click.echo(f"starting the embedded stack with {model_path} ...")
-        started = start_stack(settings, model_path, threshold=threshold, region=region)
+        started = start_stack(settings, model_path, threshold=threshold, region=region,
+                              lambda_environments=lambda_environments)  # fmt: skip
     except (ModelNotFound, StackAlreadyRunning, StackStartError) as error:
         raise click.ClickException(f"{type(error).__name__}: {error}") from error
     state = started.state

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scones.local.emulator import moto_seam
+from scones.local.emulator.botocore_listing import share_service_listings
 from scones.local.emulator.http_headers import install_fast_header_parsing
 from scones.local.emulator.lambda_runner import DEFAULT_MAX_QUEUED_PER_FUNCTION, DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
 from scones.local.emulator.model_server_standby import StandbyModelServer
@@ -88,6 +89,7 @@ def serve(host: str, port: int, work_dir: Path | None, max_workers: int, prewarm
         env = server_environment("", os.environ.get("AWS_REGION", ""), {})
         standby = StandbyModelServer.spawn(env, scratch / "sagemaker" / "model-server-standby.log")
     install_fast_header_parsing()
+    share_service_listings()
     server = moto_seam.make_server(host, port)
     bound_port = server.server_port
     server.app = _after(_install_step_functions_in_background(), moto_seam.start_executions_after_response(server.app))

@@ -178,14 +178,15 @@ def http_answers(url: str, expect_status: int | None = None) -> bool:
         return False
 
 
-def start_moto_host(log_path: Path, region: str, port: int | None = None,
-                    prewarm_model_server: bool = False) -> tuple[subprocess.Popen, str]:  # fmt: skip
+def start_moto_host(log_path: Path, region: str, port: int | None = None, prewarm_model_server: bool = False,
+                    lambda_environments: int | None = None) -> tuple[subprocess.Popen, str]:  # fmt: skip
     """`python -m scones.local.emulator.moto_host` on a free port; returns (process, URL) once it answers."""
     ensure_runtime(progress=True)  # built once (about 20 s), before moto's ready timeout starts
     port = port or free_port()
     url = f"http://{HOST}:{port}"
     argv = [sys.executable, "-m", "scones.local.emulator.moto_host", "--host", HOST, "--port", str(port)]
     argv += ["--prewarm-model-server"] if prewarm_model_server else []
+    argv += ["--max-workers-per-function", str(lambda_environments)] if lambda_environments else []
     process = spawn(argv, log_path, child_environment(url, region))
     wait_ready("moto server", process, log_path, lambda: http_answers(f"{url}/moto-api/"), MOTO_READY_TIMEOUT_S)
     return process, url
@@ -226,7 +227,8 @@ def running_state(settings: Settings) -> StackState | None:
 
 
 def start_stack(
-    settings: Settings, model_path: Path, threshold: float | None = None, region: str | None = None
+    settings: Settings, model_path: Path, threshold: float | None = None, region: str | None = None,
+    lambda_environments: int | None = None,
 ) -> StartedStack:
     """Start the moto host, promote the model and workflow to it, record and return the StackState."""
     from scones.local.aws.promote import PromoteRequest, promote_stack
@@ -246,7 +248,8 @@ def start_stack(
     started = time.monotonic()
     process: subprocess.Popen | None = None
     try:
-        process, aws_url = start_moto_host(logs_dir(settings) / "moto.log", region, prewarm_model_server=True)
+        process, aws_url = start_moto_host(logs_dir(settings) / "moto.log", region, prewarm_model_server=True,
+                                           lambda_environments=lambda_environments)  # fmt: skip
         state = new_state(
             settings, "embedded", class_names=class_names, aws_endpoint_url=aws_url, model_server_url=None,
             region=region, threshold=threshold, processes={MOTO_PROCESS: process.pid}, model_path=str(model_path),

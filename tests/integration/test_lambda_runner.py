@@ -109,7 +109,7 @@ PIL_SOURCE = "import PIL\n\ndef handler(event, context):\n    return 1\n"
 @pytest.fixture(scope="module")
 def moto_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     log = tmp_path_factory.mktemp("moto-host") / "moto.log"
-    process, url = start_moto_host(log, "us-east-1")
+    process, url = start_moto_host(log, "us-east-1", lambda_environments=4)  # the concurrency tests run 4 at once
     yield url, process.pid
     stop_process_group(process.pid)
     assert not port_is_listening(int(url.rsplit(":", 1)[1])), "moto_host left its port open"
