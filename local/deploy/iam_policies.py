@@ -73,11 +73,14 @@ def function_policy(
     return {"Version": POLICY_VERSION, "Statement": statements}
 
 
-def state_machine_policy(function_arns: Iterable[str]) -> dict:
-    """The state machine may invoke the workflow's functions only."""
+def state_machine_policy(function_arns: Iterable[str], ctx: AccountContext, *, bucket: str,
+                         failed_prefix: str = "failed/") -> dict:  # fmt: skip
+    """The state machine may invoke the workflow's functions, and write failed records itself (its
+    fallback when the record_outcome function fails), nothing more."""
     return {
         "Version": POLICY_VERSION,
-        "Statement": [_statement("InvokeWorkflowFunctions", ["lambda:InvokeFunction"], sorted(function_arns))],
+        "Statement": [_statement("InvokeWorkflowFunctions", ["lambda:InvokeFunction"], sorted(function_arns)),
+                      _statement("WriteFailedRecords", ["s3:PutObject"], [_objects(ctx, bucket, failed_prefix)])],
     }
 
 

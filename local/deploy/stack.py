@@ -241,6 +241,12 @@ def _ensure_state_machine(sfn: Any, name: str, arn: str, definition: str, role_a
     return arn
 
 
+def definition_substitutions(function_arns: dict[str, str], bucket: str) -> dict[str, str]:
+    """The definition's `${...}` values: each function's ARN, and where the state machine writes a failed
+    record itself when the record_outcome function cannot."""
+    return {**{PLACEHOLDER_OF[f]: arn for f, arn in function_arns.items()}, "RecordsBucket": bucket, "FailedPrefix": FAILED_PREFIX}
+
+
 def _state_machine_arn(ctx: AccountContext, stack_name: str) -> str:
     return f"arn:{ctx.partition}:states:{ctx.region}:{ctx.account}:stateMachine:{state_machine_name(stack_name)}"
 
@@ -266,8 +272,8 @@ def deploy_stack(session: boto3.Session, config: StackConfig) -> StackOutputs:
         role_arns["events"] = events_role.result()
     role_arns["state_machine"] = _ensure_role(
         iam, role_name(config.stack_name, "workflow"), "states.amazonaws.com",
-        state_machine_policy(function_arns.values()), tags)
-    definition = render(load_definition(), {PLACEHOLDER_OF[f]: function_arn for f, function_arn in function_arns.items()})
+        state_machine_policy(function_arns.values(), ctx, bucket=config.bucket, failed_prefix=FAILED_PREFIX), tags)
+    definition = render(load_definition(), definition_substitutions(function_arns, config.bucket))
     arn = _ensure_state_machine(sfn, state_machine_name(config.stack_name), arn, definition, role_arns["state_machine"], tags)
     ensure_s3_trigger(s3, events, stack_name=config.stack_name,
                       bucket=config.bucket, state_machine_arn=arn, role_arn=role_arns["events"], tags=tags)

@@ -14,7 +14,8 @@ import boto3
 import pytest
 
 from scones.local.stacks import bootstrap
-from scones.local.deploy.stack import PLACEHOLDER_OF, STACK_TAG, function_name
+from scones.local.deploy.lambda_package import FUNCTIONS
+from scones.local.deploy.stack import STACK_TAG, definition_substitutions, function_name
 from scones.statemachine import load_definition, render
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -63,13 +64,13 @@ def test_bootstrap_trains_deploys_uploads_and_writes_state(stack_env: dict, caps
     assert described["name"] == f"{stack}-workflow"
     lam = session.client("lambda")
     arns = {}
-    for function in PLACEHOLDER_OF:
+    for function in FUNCTIONS:
         config = lam.get_function_configuration(FunctionName=function_name(stack, function))
         assert config["Environment"]["Variables"]["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == "http://model:8080"
         assert lam.list_tags(Resource=config["FunctionArn"])["Tags"][STACK_TAG] == stack
-        arns[PLACEHOLDER_OF[function]] = config["FunctionArn"]
+        arns[function] = config["FunctionArn"]
     # The definition is the repository's ASL rendered by the shared deploy path, nothing else.
-    assert json.loads(described["definition"]) == json.loads(render(load_definition(), arns))
+    assert json.loads(described["definition"]) == json.loads(render(load_definition(), definition_substitutions(arns, state["bucket"])))
 
     s3 = session.client("s3")
     uploaded = s3.get_object(Bucket=state["bucket"], Key=bootstrap.MODEL_KEY)["Body"].read()

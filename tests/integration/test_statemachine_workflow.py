@@ -175,7 +175,7 @@ def test_permanent_endpoint_error_is_not_retried(workflow):
     assert (result["status"], result["error"], FakeEndpoint.calls) == ("FAILED", "ModelError", 1)
 
 
-def test_failure_that_cannot_be_recorded_still_fails_with_the_original_error(workflow):
+def test_failure_the_function_cannot_record_fails_with_the_original_error_recorded_by_the_state_machine(workflow):
     session, _, bucket = workflow
     endpoint_url = os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"]
     outputs = deploy_stack(session, StackConfig(
@@ -185,3 +185,6 @@ def test_failure_that_cannot_be_recorded_still_fails_with_the_original_error(wor
     result = execute((session, outputs.state_machine_arn, bucket), "unrecorded", "missing.png")
     assert (result["status"], result["error"]) == ("FAILED", "ImageNotFound")
     assert "missing.png" in result["cause"]
+    saved = record((session, outputs.state_machine_arn, outputs.bucket), "failed/unrecorded.json")
+    assert (saved["error"], saved["recorded_by"], saved["execution_id"]) == ("ImageNotFound", "state machine", result["executionArn"])
+    assert saved["recording_error"] == "NoSuchBucket" and "PutObject" in saved["recording_cause"]

@@ -48,9 +48,10 @@ def test_each_function_gets_only_what_it_needs():
     assert "s3:GetObject" not in grants(policy("record_outcome"))
 
 
-def test_state_machine_may_invoke_only_the_given_functions():
+def test_state_machine_may_invoke_only_the_given_functions_and_write_failed_records():
     arns = ["arn:aws:lambda:eu-west-1:111122223333:function:b", "arn:aws:lambda:eu-west-1:111122223333:function:a"]
-    assert grants(state_machine_policy(arns)) == {"lambda:InvokeFunction": sorted(arns)}
+    assert grants(state_machine_policy(arns, CTX, bucket="imgs")) == {
+        "lambda:InvokeFunction": sorted(arns), "s3:PutObject": ["arn:aws:s3:::imgs/failed/*"]}
 
 
 def test_trust_policy_names_the_service():

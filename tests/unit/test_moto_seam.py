@@ -294,11 +294,32 @@ def test_lambda_tasks_get_their_client_from_boto_client_for():
 def test_in_process_client_answers_like_botocore_for_a_missing_function():
     from botocore.exceptions import ClientError
 
-    from scones.local.emulator.moto_seam.stepfunctions import InProcessLambdaClient
+    from scones.local.emulator.moto_seam.lambda_tasks import InProcessLambdaClient
 
     with mock_aws(), pytest.raises(ClientError) as raised:
         InProcessLambdaClient("us-east-1").invoke(FunctionName="nothing", Payload=b"{}")
     assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_in_process_client_raises_botocores_modeled_throttle():
+    from botocore.exceptions import ClientError
+
+    from scones.local.emulator.moto_seam.lambda_tasks import client_error
+
+    error = client_error("TooManyRequestsException", "Rate Exceeded.")
+    assert isinstance(error, ClientError) and type(error).__name__ == "TooManyRequestsException"
+    assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 429 and error.response["ResponseMetadata"]["RequestId"]
+
+
+def test_lambda_tasks_name_client_errors_where_the_seam_reads_them():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+
+    naming = inspect.getsource(StateTaskServiceLambda._error_cause_from_client_error)
+    assert 'f"Lambda.{error_code}"' in naming and "['ResponseMetadata']['HTTPStatusCode']" in naming
+    assert "def _from_error(self, env: Environment, ex: Exception)" in inspect.getsource(StateTaskLambda)
 
 
 def test_jsonata_components_keep_expression_and_environment_state():

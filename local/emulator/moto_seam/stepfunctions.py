@@ -11,7 +11,8 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   `EvalComponent.heap_key` set before a program is shared.
 - `ExecutionState._evaluate_with_timeout` (a thread per Task state): untimed states run inline.
 - `lambda_eval_utils.boto_client_for` (a boto3 client per Lambda task, back over HTTP): an in-process
-  client calling `LambdaBackend.invoke` (and so our runner).
+  client calling `LambdaBackend.invoke` (and so our runner); `StateTaskLambda._from_error`: Lambda API
+  errors named `Lambda.<code>` for a function ARN as Resource too (`lambda_tasks.py`).
 - `StringJSONata._eval_body` / `StringVariableSample._eval_body`, reading `Environment.states._states_data`
   and `VariableStore._outer_scope/_inner_scope`: JSONata by `sfn_jsonata` (jsonata-python).
 - `ResultPath._eval_body`: States.ResultPathMatchFailure instead of a Python TypeError's text.
@@ -30,13 +31,13 @@ from __future__ import annotations
 
 import copy
 import functools
-import io
 import json
 import uuid
 from typing import Any, NoReturn
 
 from scones.local.emulator import sfn_jsonata
 from scones.local.emulator.moto_seam.execution_starts import defer_execution_starts
+from scones.local.emulator.moto_seam.lambda_tasks import dispatch_lambda_tasks_in_process, name_lambda_errors_for_function_resources
 from scones.local.emulator.moto_seam.lean_imports import load_batch_enums_alone
 from scones.local.emulator.moto_seam.test_state import add_test_state
 
@@ -147,41 +148,6 @@ def run_untimed_states_inline() -> None:
             env.states.reset(input_value=env.stack.pop())
 
     ExecutionState._evaluate_with_timeout = _evaluate_with_timeout  # type: ignore[method-assign]
-
-
-def dispatch_lambda_tasks_in_process() -> None:
-    """Lambda tasks call moto's Lambda backend in this process (and so our runner), not a new boto3
-    client per task that comes back into this server over HTTP."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-
-    lambda_eval_utils.boto_client_for = lambda region, service, state_credentials=None: InProcessLambdaClient(region)
-
-
-class InProcessLambdaClient:
-    """The one call moto's Lambda task makes, `invoke(**parameters)`, answered as botocore would."""
-
-    def __init__(self, region: str):
-        self.region = region
-
-    def invoke(self, FunctionName: str, Payload: bytes | str | None = None, Qualifier: str | None = None,
-               InvocationType: str = "RequestResponse", **_: Any) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-        from moto.awslambda.models import lambda_backends
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.core.exceptions import JsonRESTError, ServiceException
-
-        region, account = FunctionName.split(":")[3:5] if FunctionName.startswith("arn:") else (self.region, DEFAULT_ACCOUNT_ID)
-        headers, response_headers = {"x-amz-invocation-type": InvocationType}, dict[str, str]()
-        try:
-            body = lambda_backends[account][region].invoke(FunctionName, Qualifier, Payload or b"{}", headers, response_headers)
-        except (JsonRESTError, ServiceException) as error:
-            code = error.error_type if isinstance(error, JsonRESTError) else str(error.code)
-            raise ClientError({"Error": {"Code": code, "Message": error.message}}, "Invoke") from error
-        result = {"StatusCode": 202 if InvocationType == "Event" else 200, "ExecutedVersion": Qualifier or "$LATEST",
-                  "Payload": io.BytesIO(body if isinstance(body, bytes) else (body or "").encode())}
-        if "x-amz-function-error" in response_headers:
-            result["FunctionError"] = response_headers["x-amz-function-error"]
-        return result
 
 
 def evaluate_jsonata_in_process() -> None:
@@ -340,6 +306,7 @@ PATCHES = (
     add_test_state,
     cache_parsed_definitions,
     dispatch_lambda_tasks_in_process,
+    name_lambda_errors_for_function_resources,
     run_untimed_states_inline,
     evaluate_jsonata_in_process,
     reject_invalid_jsonata_at_create,
