@@ -9,9 +9,11 @@ import json
 import re
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from scones.model import config
 
@@ -19,8 +21,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OUTCOMES = ("classified", "review", "failed")
 TERMINAL_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 UPLOAD_PREFIX = "uploads/"
-FIRST_POLL_S = 0.005  # an embedded-stack execution takes tens of ms: look early and often...
-POLL_BACKOFF = 0.2  # ...then wait a fifth of the time waited so far (the answer comes at most ~20 % late), up to poll_s
+FIRST_POLL_S = 0.005  # the shortest wait between polls: an embedded-stack execution takes tens of ms
+FIRST_POLL_FRACTION = 0.8  # the first poll of an execution, as a share of the shortest recent one (PollSchedule)
+POLL_BACKOFF = 0.2  # later polls wait a fifth of the time waited so far (an ending is seen at most ~20 % late), up to poll_s
+RECENT_EXECUTIONS = 20
 
 
 class WorkflowError(Exception):
@@ -143,41 +147,75 @@ def run_images(
 ) -> list[Outcome]:
     """Start one execution per image, wait for all, return outcomes in input order.
 
-    Polls DescribeExecution every FIRST_POLL_S at first, then after POLL_BACKOFF of the time waited
-    so far, up to poll_s: a geometric back-off whose factor bounds how late an ending is seen.
-    An execution still running at the deadline is reported as failed with that reason,
-    so every image ends with exactly one outcome.
+    Each execution is polled (DescribeExecution) on its own schedule (`PollSchedule`). An execution
+    still running at the deadline is reported as failed with that reason, so every image ends with
+    exactly one outcome.
     """
-    pending: dict[str, tuple[int, ImageRef]] = {}
+    schedule = PollSchedule.for_state_machine(state_machine_arn, poll_s)
+    pending: dict[str, tuple[int, ImageRef, float, float]] = {}  # arn → (index, ref, started, next poll)
     for index, ref in enumerate(refs):
         started = stepfunctions.start_execution(
             stateMachineArn=state_machine_arn,
             name=execution_name(ref.key),
             input=json.dumps({"s3_bucket": ref.bucket, "s3_key": ref.key}),
         )
-        pending[started["executionArn"]] = (index, ref)
+        now = time.monotonic()
+        pending[started["executionArn"]] = (index, ref, now, now + schedule.first_delay())
 
     results: list[Outcome | None] = [None] * len(refs)
-    began = time.monotonic()
-    deadline = began + timeout_s
+    deadline = time.monotonic() + timeout_s
     while pending:
-        for arn in list(pending):
+        time.sleep(max(0.0, min(entry[3] for entry in pending.values()) - time.monotonic()))
+        for arn, (index, ref, started_at, next_poll) in list(pending.items()):
+            now = time.monotonic()
+            if now < next_poll:
+                continue
             execution = stepfunctions.describe_execution(executionArn=arn)
             if execution["status"] not in TERMINAL_STATUSES:
+                pending[arn] = (index, ref, started_at, now + schedule.next_delay(now - started_at))
                 continue
-            index, ref = pending.pop(arn)
-            outcome = outcome_from_execution(ref.image, execution)
-            results[index] = outcome
+            del pending[arn]
+            schedule.observe(execution)
+            results[index] = outcome = outcome_from_execution(ref.image, execution)
             if on_done:
                 on_done(outcome)
         if pending and time.monotonic() > deadline:
-            for arn, (index, ref) in pending.items():
-                outcome = Outcome(ref.image, "failed", None, None, f"still running after {timeout_s:.0f} s", arn)
-                results[index] = outcome
+            for arn, (index, ref, _, _) in pending.items():
+                results[index] = outcome = Outcome(ref.image, "failed", None, None, f"still running after {timeout_s:.0f} s", arn)
                 if on_done:
                     on_done(outcome)
             break
-        if pending:
-            waited = time.monotonic() - began
-            time.sleep(min(max(FIRST_POLL_S, waited * POLL_BACKOFF), poll_s))
     return [r for r in results if r is not None]
+
+
+class PollSchedule:
+    """When to look at an execution again: first at a fraction of the shortest recent execution of the
+    same state machine (so a warm stream of executions takes one or two DescribeExecution calls each,
+    not one every few ms), then after a fifth of the time waited so far (an ending is seen at most
+    ~20 % late), never more than poll_s apart. Each DescribeExecution costs the service (and, on the
+    embedded stack, the one moto process that also runs the executions) as much as a small request of
+    the workflow itself; on AWS it also spends the account's DescribeExecution throttling budget."""
+
+    _recent: ClassVar[dict[str, deque[float]]] = {}  # state machine ARN → recent durations (s), this process
+
+    def __init__(self, durations: deque[float], poll_s: float):
+        self.durations = durations
+        self.poll_s = poll_s
+
+    @classmethod
+    def for_state_machine(cls, state_machine_arn: str, poll_s: float) -> PollSchedule:
+        return cls(cls._recent.setdefault(state_machine_arn, deque(maxlen=RECENT_EXECUTIONS)), poll_s)
+
+    def first_delay(self) -> float:
+        """The shortest recent duration is the unloaded one: a burst's queued executions take longer."""
+        expected = min(self.durations, default=0.0)
+        return min(max(FIRST_POLL_S, FIRST_POLL_FRACTION * expected), self.poll_s)
+
+    def next_delay(self, waited: float) -> float:
+        return min(max(FIRST_POLL_S, waited * POLL_BACKOFF), self.poll_s)
+
+    def observe(self, execution: dict) -> None:
+        """Remember how long a finished execution ran (the service's startDate → stopDate)."""
+        start, stop = execution.get("startDate"), execution.get("stopDate")
+        if start is not None and stop is not None:
+            self.durations.append(max(0.0, (stop - start).total_seconds()))
