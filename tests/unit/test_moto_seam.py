@@ -157,6 +157,38 @@ def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.Monk
         server.server_close()
 
 
+def test_backend_lookup_is_cached_per_host_and_still_answers_what_moto_would():
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    server = moto_seam.make_server("127.0.0.1", 0)
+    server.server_close()
+    app = DomainDispatcherApplication(create_backend_app)
+    original = inspect.unwrap(DomainDispatcherApplication.get_backend_for_host)
+    assert original is not DomainDispatcherApplication.get_backend_for_host, "make_server installs the cache"
+    for host in ("states.us-east-1.amazonaws.com", "s3.amazonaws.com", "lambda.eu-west-1.amazonaws.com", None):
+        assert app.get_backend_for_host(host) == original(app, host)
+    assert app.get_backend_for_host("states.us-east-1.amazonaws.com") == "stepfunctions"
+
+
+def test_action_method_names_are_cached_but_see_methods_added_later():
+    from moto.core import responses
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    server = moto_seam.make_server("127.0.0.1", 0)
+    server.server_close()
+    names = responses.method_names_from_class(StepFunctionResponse)
+    assert "start_execution" in names and "describe_execution" in names
+    assert responses.method_names_from_class(StepFunctionResponse) is names, "listed again without a change"
+
+    class Late(StepFunctionResponse):
+        pass
+
+    assert "scones_probe" not in responses.method_names_from_class(Late)
+    Late.scones_probe = lambda self: None
+    assert "scones_probe" in responses.method_names_from_class(Late)
+    assert "method_names = method_names_from_class(self.__class__)" in inspect.getsource(responses.BaseResponse.call_action)
+
+
 class _RecordingPlane:
     """Stands in for the control plane: records what the seam hands it."""
 
