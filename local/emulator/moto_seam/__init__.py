@@ -19,6 +19,9 @@ What we rely on, and why:
 - `moto.moto_api._internal.recorder.models.Recorder._record_request`: moto's request recording
   writes each JSON line unlocked; `make_server` serialises it (`serialise_recorder_writes`), or
   concurrent requests on our threaded host interleave the lines.
+- `DomainDispatcherApplication.get_backend_for_host` (~400 URL regexes tried per request) and
+  `moto.core.responses.method_names_from_class` (`inspect.getmembers` per request, read by
+  `BaseResponse.call_action`): answered from caches by `make_server` (`server.py`).
 - `moto.settings.moto_server_port()` reads MOTO_PORT: the Step Functions interpreter calls Lambda at
   `localhost:$MOTO_PORT`.
 - Step Functions: `stepfunctions.py`, installed by `install_step_functions`; its docstring lists
