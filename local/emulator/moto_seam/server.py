@@ -6,6 +6,7 @@ import functools
 import io
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 KEEP_ALIVE_IDLE_S = 60.0  # an idle kept-alive connection (and its thread) goes after this
@@ -79,6 +80,16 @@ def make_server(host: str, port: int) -> Any:
     return server
 
 
+def _replace_once(owner: Any, name: str, wrap: Callable[[Any], Any]) -> None:
+    """owner.name = wrap(owner.name), unless it is already one of these replacements (idempotent)."""
+    current = getattr(owner, name)
+    if getattr(current, "_scones_replacement", False):
+        return
+    replacement = wrap(current)
+    replacement._scones_replacement = True
+    setattr(owner, name, replacement)
+
+
 def serialise_recorder_writes() -> None:
     """One request at a time into moto's request recording (`/moto-api/recorder/`).
 
@@ -87,18 +98,17 @@ def serialise_recorder_writes() -> None:
     functions side by side) interleave them into lines that are not JSON. Idempotent."""
     from moto.moto_api._internal.recorder.models import Recorder
 
-    record = Recorder._record_request
-    if getattr(record, "_scones_serialised", False):
-        return
-    lock = threading.Lock()
+    def wrap(record: Callable[..., None]) -> Callable[..., None]:
+        lock = threading.Lock()
 
-    @functools.wraps(record)
-    def serialised(self: Any, *args: Any, **kwargs: Any) -> None:
-        with lock:
-            record(self, *args, **kwargs)
+        @functools.wraps(record)
+        def serialised(self: Any, *args: Any, **kwargs: Any) -> None:
+            with lock:
+                record(self, *args, **kwargs)
 
-    serialised._scones_serialised = True  # type: ignore[attr-defined]
-    Recorder._record_request = serialised  # type: ignore[method-assign]
+        return serialised
+
+    _replace_once(Recorder, "_record_request", wrap)
 
 
 def cache_backend_lookup() -> None:
@@ -109,22 +119,21 @@ def cache_backend_lookup() -> None:
     patterns are moto's static index, so the answer for a host never changes. Idempotent."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    lookup = DomainDispatcherApplication.get_backend_for_host
-    if getattr(lookup, "_scones_cached", False):
-        return
-    answers: dict[str | None, Any] = {}
+    def wrap(lookup: Callable[[Any, str | None], Any]) -> Callable[[Any, str | None], Any]:
+        answers: dict[str | None, Any] = {}
 
-    @functools.wraps(lookup)
-    def cached(self: Any, host: str | None) -> Any:
-        if host in answers:
-            return answers[host]
-        answer = lookup(self, host)
-        if len(answers) < MAX_CACHED_HOSTS:  # hosts come from requests: keep the cache bounded
-            answers[host] = answer
-        return answer
+        @functools.wraps(lookup)
+        def cached(self: Any, host: str | None) -> Any:
+            if host in answers:
+                return answers[host]
+            answer = lookup(self, host)
+            if len(answers) < MAX_CACHED_HOSTS:  # hosts come from requests: keep the cache bounded
+                answers[host] = answer
+            return answer
 
-    cached._scones_cached = True  # type: ignore[attr-defined]
-    DomainDispatcherApplication.get_backend_for_host = cached  # type: ignore[method-assign]
+        return cached
+
+    _replace_once(DomainDispatcherApplication, "get_backend_for_host", wrap)
 
 
 def cache_action_method_names() -> None:
@@ -132,19 +141,17 @@ def cache_action_method_names() -> None:
     listed once per class and shape, not with `inspect.getmembers` on every request (3.5 % of the
     host's GIL time in a warm burst). The key includes how many attributes each class of the MRO has, so
     a method the seam adds later (TestState, StartSyncExecution) is seen. Idempotent."""
-    from moto.core import responses, utils
+    from moto.core import responses
 
-    if getattr(responses.method_names_from_class, "_scones_cached", False):
-        return
-    names_of = utils.method_names_from_class
+    def wrap(names_of: Callable[[Any], list[str]]) -> Callable[[Any], frozenset[str]]:
+        @functools.lru_cache(maxsize=512)
+        def names(clazz: type, shape: tuple[int, ...]) -> frozenset[str]:
+            return frozenset(names_of(clazz))
 
-    @functools.lru_cache(maxsize=512)
-    def names(clazz: type, shape: tuple[int, ...]) -> frozenset[str]:
-        return frozenset(names_of(clazz))
+        def method_names_from_class(clazz: Any) -> frozenset[str]:
+            # getmembers reads __annotations__, which Python then creates in the class: not a change
+            return names(clazz, tuple(len(vars(klass)) - ("__annotations__" in vars(klass)) for klass in clazz.__mro__))
 
-    def method_names_from_class(clazz: Any) -> frozenset[str]:
-        # getmembers reads __annotations__, which Python then creates in the class: not a change
-        return names(clazz, tuple(len(vars(klass)) - ("__annotations__" in vars(klass)) for klass in clazz.__mro__))
+        return method_names_from_class
 
-    method_names_from_class._scones_cached = True  # type: ignore[attr-defined]
-    responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]
+    _replace_once(responses, "method_names_from_class", wrap)
