@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from scones.model import config
 
@@ -152,7 +152,7 @@ def run_images(
     exactly one outcome.
     """
     schedule = PollSchedule.for_state_machine(state_machine_arn, poll_s)
-    pending: dict[str, tuple[int, ImageRef, float, float]] = {}  # arn → (index, ref, started, next poll)
+    pending: dict[str, _Waiting] = {}  # by execution ARN
     for index, ref in enumerate(refs):
         started = stepfunctions.start_execution(
             stateMachineArn=state_machine_arn,
@@ -160,32 +160,42 @@ def run_images(
             input=json.dumps({"s3_bucket": ref.bucket, "s3_key": ref.key}),
         )
         now = time.monotonic()
-        pending[started["executionArn"]] = (index, ref, now, now + schedule.first_delay())
+        pending[started["executionArn"]] = _Waiting(index, ref, now, now + schedule.first_delay())
 
     results: list[Outcome | None] = [None] * len(refs)
     deadline = time.monotonic() + timeout_s
     while pending:
-        time.sleep(max(0.0, min(entry[3] for entry in pending.values()) - time.monotonic()))
-        for arn, (index, ref, started_at, next_poll) in list(pending.items()):
+        time.sleep(max(0.0, min(waiting.next_poll for waiting in pending.values()) - time.monotonic()))
+        for arn, waiting in list(pending.items()):
             now = time.monotonic()
-            if now < next_poll:
+            if now < waiting.next_poll:
                 continue
             execution = stepfunctions.describe_execution(executionArn=arn)
             if execution["status"] not in TERMINAL_STATUSES:
-                pending[arn] = (index, ref, started_at, now + schedule.next_delay(now - started_at))
+                pending[arn] = waiting._replace(next_poll=now + schedule.next_delay(now - waiting.started))
                 continue
             del pending[arn]
             schedule.observe(execution)
-            results[index] = outcome = outcome_from_execution(ref.image, execution)
+            results[waiting.position] = outcome = outcome_from_execution(waiting.ref.image, execution)
             if on_done:
                 on_done(outcome)
         if pending and time.monotonic() > deadline:
-            for arn, (index, ref, _, _) in pending.items():
-                results[index] = outcome = Outcome(ref.image, "failed", None, None, f"still running after {timeout_s:.0f} s", arn)
+            for arn, waiting in pending.items():
+                reason = f"still running after {timeout_s:.0f} s"
+                results[waiting.position] = outcome = Outcome(waiting.ref.image, "failed", None, None, reason, arn)
                 if on_done:
                     on_done(outcome)
             break
     return [r for r in results if r is not None]
+
+
+class _Waiting(NamedTuple):
+    """An execution run_images still waits for."""
+
+    position: int  # its image's place in the input
+    ref: ImageRef
+    started: float  # time.monotonic() at StartExecution
+    next_poll: float
 
 
 class PollSchedule:
