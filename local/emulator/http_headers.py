@@ -8,7 +8,8 @@ host's GIL time there, about 4 ms per execution of the workflow (a dozen request
 here reads the same lines with the same limits and builds the same `HTTPMessage` from (name, value)
 pairs as the email parser's compat32 policy stores them; `install_fast_header_parsing` puts it in
 `http.client` for this process (the moto host's, where responses read by `http.client` benefit too),
-with http.server's Date header (email.utils.formatdate per response) formatted once a second.
+with http.server's Date header (email.utils.formatdate per response) and its access-log time
+formatted once a second.
 """
 from __future__ import annotations
 
@@ -59,9 +60,11 @@ def install_fast_header_parsing() -> None:
     parser, and http.server's Date header formatted once a second."""
     http.client.parse_headers = parse_headers  # type: ignore[assignment]
     http.server.BaseHTTPRequestHandler.date_time_string = date_time_string  # type: ignore[method-assign]
+    http.server.BaseHTTPRequestHandler.log_date_time_string = log_date_time_string  # type: ignore[method-assign]
 
 
 _date_cache: tuple[int, str] = (0, "")
+_log_time_cache: tuple[int, str] = (0, "")
 
 
 def date_time_string(self: object, timestamp: float | None = None) -> str:
@@ -73,3 +76,15 @@ def date_time_string(self: object, timestamp: float | None = None) -> str:
     if _date_cache[0] != second:
         _date_cache = (second, email.utils.formatdate(second, usegmt=True))
     return _date_cache[1]
+
+
+def log_date_time_string(self: http.server.BaseHTTPRequestHandler) -> str:
+    """`BaseHTTPRequestHandler.log_date_time_string` (local time, "25/Nov/2026 02:00:00") once a second."""
+    global _log_time_cache
+    second = int(time.time())
+    if _log_time_cache[0] != second:
+        _log_time_cache = (second, _ORIGINAL_LOG_DATE_TIME_STRING(self))
+    return _log_time_cache[1]
+
+
+_ORIGINAL_LOG_DATE_TIME_STRING = http.server.BaseHTTPRequestHandler.log_date_time_string

@@ -64,3 +64,15 @@ def test_date_is_the_stdlibs():
     now = email.utils.parsedate_to_datetime(http_headers.date_time_string(None)).timestamp()
     assert abs(now - time.time()) < 2
     assert http_headers.date_time_string(None, 0) == "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+
+def test_log_time_is_the_stdlibs_formatted_once_a_second():
+    import time
+
+    handler = object.__new__(http.server.BaseHTTPRequestHandler)
+    while time.time() % 1 > 0.5:  # both calls in one second
+        time.sleep(0.1)
+    cached = http_headers.log_date_time_string(handler)
+    assert cached == http_headers._ORIGINAL_LOG_DATE_TIME_STRING(handler)
+    assert http_headers.log_date_time_string(handler) is cached

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,15 @@ def keep_alive_handler() -> type:
                 super().run_wsgi()
             finally:
                 self.rfile, self._keep_alive = socket_file, False
+
+        def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+            """werkzeug's access line plus the operation a JSON-protocol request names (X-Amz-Target),
+            written to stderr directly: werkzeug's way, through `logging` with a date formatted per line,
+            was 6 % of the host's GIL time in warm executions."""
+            request = self.requestline.translate(self._control_char_table)
+            target = self.headers.get("X-Amz-Target", "").translate(self._control_char_table) if self.headers else ""
+            line = f'{self.address_string()} - - [{self.log_date_time_string()}] "{request}" {code} {size}'
+            sys.stderr.write(f"{line} {target}\n" if target else f"{line}\n")
 
         def send_header(self, keyword: str, value: str) -> None:
             if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
