@@ -6,7 +6,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 from scones.local.emulator import lambda_sandbox
 from scones.local.emulator.lambda_runtime_api import Outcome, RuntimeApi
 from scones.local.emulator.lambda_spec import FunctionSpec
+from scones.local.emulator.lambda_zygote import EnvironmentLauncher
 
 INIT_TIMEOUT_S = 10.0  # AWS's init phase limit: slow imports fail here
 MAX_OUTPUT_BYTES = 1 << 20  # the environment's output file is truncated once read past this
@@ -63,7 +63,7 @@ class EnvironmentPaths:
 class Worker:
     """One execution environment: its runtime process, its Runtime API and its private directory."""
 
-    def __init__(self, spec: FunctionSpec, paths: EnvironmentPaths, env: dict[str, str], stream: str):
+    def __init__(self, spec: FunctionSpec, paths: EnvironmentPaths, env: dict[str, str], stream: str, launcher: EnvironmentLauncher):
         self.spec = spec
         self.log_stream = stream
         self.invocations = 0
@@ -73,11 +73,7 @@ class Worker:
         env = {**env, "AWS_LAMBDA_RUNTIME_API": self.api.address, **launch.env}
         self._output_path, self._output_offset = self.dir / "output.log", 0
         started = time.monotonic()
-        with open(self._output_path, "ab") as output:
-            self.process = subprocess.Popen(
-                launch.argv, cwd=paths.code, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: kill() takes the function's children too
-            )  # fmt: skip
+        self.process = launcher.start(launch, paths.code, paths.opt, env, self._output_path)
         threading.Thread(target=self._watch, name=f"lambda-env-{self.process.pid}", daemon=True).start()
         ready = self.api.wait_ready(started + INIT_TIMEOUT_S)
         self.init_duration_ms = (time.monotonic() - started) * 1000

@@ -6,6 +6,7 @@ moto 5.2 runs Lambda code only in Docker, through `LambdaFunction._invoke_lambda
 Like AWS Lambda: the deployment zip is extracted once per code version; each function keeps warm
 execution environments (`lambda_pool`) reused across invocations, more start on demand up to a
 bound; each runs AWS's runtime interface client (`awslambdaric`) in the runtime's own interpreter
+(forked from one that has imported boto3 where the function can't tell: `lambda_zygote`)
 and a private /tmp (`lambda_sandbox`) against a Runtime API served here (`lambda_runtime_api`),
 with only the function's environment. Timeout is enforced by killing the environment; a dead one
 ends its invocation with Runtime.ExitError and is replaced; logs go to CloudWatch Logs
@@ -34,17 +35,26 @@ from scones.local.emulator import lambda_sandbox
 from scones.local.emulator.lambda_pool import EnvironmentPaths, FunctionPool, Worker, WorkerStartFailed, exit_description
 from scones.local.emulator.lambda_runtime_api import MAX_RESPONSE_BYTES, Outcome
 from scones.local.emulator.lambda_spec import FunctionSpec, InvocationResult, LogSink, error_document
+from scones.local.emulator.lambda_zygote import EnvironmentLauncher
 from scones.model.config import FAKE_CREDENTIALS
 
 # One environment per core (2 to 8): on a CPU-bound machine more environments than cores add only
-# cold starts (each imports boto3 and builds its clients, ~0.5 s of CPU) and contention. On 2 cores,
-# three alternating runs: a burst of 50 cold executions ran at 15-23/s with 2 per function, 9-15/s with 4.
+# cold starts (each builds its clients, ~0.25 s of CPU; without the zygote it also imports boto3, as
+# much again) and contention. On 2 cores, three alternating runs: a burst of 50 cold executions ran at 15-23/s with 2 per function, 9-15/s with 4.
 DEFAULT_MAX_WORKERS_PER_FUNCTION = min(8, max(2, os.cpu_count() or 2))
 # Invocations beyond the warm environments wait for one, up to this many per function, then get
 # TooManyRequestsException: AWS would start more environments (up to the account's 1,000), which
 # one machine cannot; waiting gives the result AWS would, and the bound keeps a flood finite.
 DEFAULT_MAX_QUEUED_PER_FUNCTION = 100
 MAX_START_ATTEMPTS = 3  # an environment that dies before taking the invocation is replaced this often
+# What every environment's variables start from (AWS's Python runtime's values); the function's own
+# variables may change them.
+BASE_ENVIRONMENT = {
+    "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+    "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+    "LANG": "en_US.UTF-8",
+    "TZ": ":UTC",
+}
 
 
 class FunctionCodeUnavailable(RuntimeError):
@@ -61,6 +71,7 @@ class ProcessLambdaRunner:
         max_workers_per_function: int = DEFAULT_MAX_WORKERS_PER_FUNCTION,
         max_queued_per_function: int = DEFAULT_MAX_QUEUED_PER_FUNCTION,
         runtime_dir: Path | None = None,
+        zygote: bool = True,
     ):
         self.aws_endpoint_url = aws_endpoint_url
         self.work_dir = Path(work_dir)
@@ -73,6 +84,7 @@ class ProcessLambdaRunner:
         self._environments: weakref.WeakSet[Worker] = weakref.WeakSet()
         self._scratch = self.work_dir / "environments"
         self._scratch.mkdir(parents=True, exist_ok=True)
+        self.launcher = EnvironmentLauncher(self.runtime_dir, BASE_ENVIRONMENT, self._scratch, use_zygote=zygote)
 
     def invoke(
         self,
@@ -119,6 +131,7 @@ class ProcessLambdaRunner:
             pool.retire()
         for environment in environments:
             environment.kill()
+        self.launcher.close()
         shutil.rmtree(self._scratch, ignore_errors=True)
 
     def _pool_for(self, spec: FunctionSpec) -> FunctionPool:
@@ -169,10 +182,7 @@ class ProcessLambdaRunner:
     def _environment(self, spec: FunctionSpec, log_stream: str) -> dict[str, str]:
         """The function's environment only (AWS's defined variables): nothing of this process's leaks in."""
         env = {
-            "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-            "LD_LIBRARY_PATH": "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
+            **BASE_ENVIRONMENT,
             "AWS_ENDPOINT_URL": self.aws_endpoint_url,
             "AWS_DEFAULT_REGION": spec.region,
         }
@@ -198,7 +208,7 @@ class ProcessLambdaRunner:
         paths = EnvironmentPaths(self._code_dir(spec, code_zip), self._opt_dir(spec, layer_zip), self.runtime_dir, self._scratch)
         now = datetime.now(timezone.utc)
         stream = f"{now:%Y/%m/%d}/[{spec.version}]{uuid.uuid4().hex}"
-        worker = Worker(spec, paths, self._environment(spec, stream), stream)
+        worker = Worker(spec, paths, self._environment(spec, stream), stream, self.launcher)
         with self._lock:
             self._environments.add(worker)
         return worker

@@ -31,7 +31,7 @@ INSTALL_TIMEOUT_S = 600
 
 # Runs inside the new mount namespace: $1 = an empty staging dir. Builds AWS's layout on a small
 # tmpfs there, moves it onto /var (hiding the host's /var in this namespace only), then /tmp and /opt.
-_SANDBOX_SCRIPT = r"""
+SANDBOX_SCRIPT = r"""
 set -e
 stage=$1; shift
 mount -t tmpfs -o size=1m,mode=755 scones-lambda "$stage"
@@ -45,6 +45,7 @@ mount --move /var/tmp /tmp
 mount --move /var/opt /opt
 unset SCONES_CODE_DIR SCONES_RUNTIME_DIR SCONES_OPT_DIR SCONES_TMP_MB
 cd /var/task
+unset OLDPWD
 exec "$@"
 """
 
@@ -115,10 +116,15 @@ def namespaces_available() -> bool:
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start one execution environment: argv and the environment variables that say where things are."""
+    """How to start one execution environment: argv and the environment variables that say where things
+    are; for the zygote, the same as parts (the sandbox's mount script and what the process sees)."""
 
     argv: list[str]
     env: dict[str, str]
+    handler: str
+    cwd: str  # the code directory as the runtime sees it (/var/task in the sandbox)
+    runtime_seen: str  # the runtime venv as the runtime sees it (/var/lang in the sandbox)
+    sandbox_stage: Path | None = None  # the sandbox's staging directory (None: no mount namespace)
 
 
 def _layer_path(opt: str) -> str:
@@ -131,12 +137,13 @@ def launch(runtime: Path, code_dir: Path, opt_dir: Path, env_dir: Path, handler:
     if namespaces_available():
         stage = env_dir / "root"
         stage.mkdir(parents=True, exist_ok=True)
-        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SANDBOX_SCRIPT, "sandbox", str(stage),
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", str(stage),
                 "/var/lang/bin/python", "-m", "awslambdaric", handler]  # fmt: skip
         env = {"SCONES_CODE_DIR": str(code_dir), "SCONES_RUNTIME_DIR": str(runtime), "SCONES_OPT_DIR": str(opt_dir),
                "SCONES_TMP_MB": str(tmp_mb), "LAMBDA_TASK_ROOT": "/var/task", "PYTHONPATH": _layer_path("/opt")}  # fmt: skip
-        return Launch(argv, env)
+        return Launch(argv, env, handler, "/var/task", "/var/lang", stage)
     tmp = env_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     argv = [str(runtime / "bin" / "python"), "-m", "awslambdaric", handler]
-    return Launch(argv, {"TMPDIR": str(tmp), "LAMBDA_TASK_ROOT": str(code_dir), "PYTHONPATH": _layer_path(str(opt_dir))})
+    env = {"TMPDIR": str(tmp), "LAMBDA_TASK_ROOT": str(code_dir), "PYTHONPATH": _layer_path(str(opt_dir))}
+    return Launch(argv, env, handler, str(code_dir), str(runtime))

@@ -1,0 +1,145 @@
+"""The zygote: a Lambda runtime interpreter that has imported boto3 once and forks execution environments.
+
+Run by the runtime's own interpreter (`python -P lambda_zygote_server.py`, standard library only: it
+is not importable there as part of scones). Each line on stdin asks for one environment (JSON: its
+environment variables, handler, output file and, in the sandbox, the mount script); the child runs
+AWS's runtime client (`python -m awslambdaric HANDLER`) as a freshly started interpreter would, with
+boto3 already imported. Each line on stdout answers one request ({"id", "pid"} or {"id", "error"}) or
+reports an environment's end ({"pid", "exit"}: its exit code, negative for a signal, as Popen has it).
+The zygote stays single-threaded so that fork() is safe; it exits when stdin closes.
+"""
+import sys
+
+STARTUP_MODULES = frozenset(sys.modules)  # what a fresh interpreter has imported before running anything
+
+import contextlib  # noqa: E402
+import ctypes  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import runpy  # noqa: E402
+import select  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+
+COERCED = {key: value for key, value in os.environ.items() if key == "LC_CTYPE"}  # set by the interpreter itself
+PRELOADED = ("boto3", "boto3.session", "botocore.session", "botocore.client", "botocore.httpsession", "s3transfer")
+CLONE_NEWNS = 0x00020000
+
+
+def preload() -> list[str]:
+    """Import PRELOADED; the top-level names now in sys.modules that a fresh interpreter did not have
+    (a function bundling one of them would get the zygote's instead: the host starts it afresh)."""
+    for name in PRELOADED:
+        importlib.import_module(name)
+    return sorted({name.partition(".")[0] for name in sys.modules} - {name.partition(".")[0] for name in STARTUP_MODULES})
+
+
+def run_child(request: dict, base_path: list[str], zygote_fds: tuple[int, ...]) -> None:
+    """In the forked child: become the environment described by `request`, then run awslambdaric."""
+    os.setsid()  # its own process group, as Popen(start_new_session=True): killpg takes its children too
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for fd in zygote_fds:
+        os.close(fd)
+    output = os.open(request["output"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(output, 1)
+    os.dup2(output, 2)
+    os.close(null)
+    os.close(output)
+    env = request["env"]
+    if request.get("script"):  # the sandbox: a mount namespace of its own, then AWS's layout in it
+        if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+        script = "mount --make-rprivate /\n" + request["script"]
+        subprocess.run(["sh", "-c", script, "sandbox", request["stage"], "true"], env=env, check=True)
+        env = {key: value for key, value in env.items() if not key.startswith("SCONES_")}
+        env["PWD"] = request["cwd"]  # as the script's shell exports it before exec'ing a new interpreter
+    if "LC_CTYPE" in COERCED and "LC_CTYPE" not in env:
+        env["LC_CTYPE"] = COERCED["LC_CTYPE"]  # the interpreter's C-locale coercion (PEP 538), as at any start
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()  # TZ as the function's variables set it
+    runtime_host, runtime_seen = request["runtime_host"], request["runtime_seen"]
+    pythonpath = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = [os.getcwd(), *pythonpath, *(entry.replace(runtime_host, runtime_seen, 1) for entry in base_path)]
+    sys.path_importer_cache.clear()  # paths that were missing in the zygote (/opt/python, /var/task) exist now
+    importlib.invalidate_caches()
+    sys.executable, sys.prefix, sys.exec_prefix = (
+        value.replace(runtime_host, runtime_seen, 1) for value in (sys.executable, sys.prefix, sys.exec_prefix)
+    )
+    sys.argv = [sys.argv[0], request["handler"]]  # run_module sets argv[0] to awslambdaric's __main__.py, as -m does
+    runpy.run_module("awslambdaric", run_name="__main__", alter_sys=True)
+
+
+def fork_environment(request: dict, base_path: list[str], zygote_fds: tuple[int, ...]) -> int:
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        run_child(request, base_path, zygote_fds)
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def reap(reply) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        reply({"pid": pid, "exit": os.waitstatus_to_exitcode(status)})
+
+
+def main() -> None:
+    preloaded = preload()
+    base_path = [entry for entry in sys.path if entry]
+
+    def reply(message: dict) -> None:
+        sys.stdout.write(json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_write, False)
+    signal.set_wakeup_fd(wake_write)
+    signal.signal(signal.SIGCHLD, lambda number, frame: None)
+    reply({"ready": True, "preloaded": preloaded})
+    requests, pending = sys.stdin.fileno(), b""
+    while True:
+        readable, _, _ = select.select([requests, wake_read], [], [])
+        if wake_read in readable:
+            os.read(wake_read, 4096)
+            reap(reply)
+        if requests in readable:
+            data = os.read(requests, 1 << 16)
+            if not data:
+                return
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                request = json.loads(line)
+                try:
+                    reply({"id": request["id"], "pid": fork_environment(request, base_path, (wake_read, wake_write))})
+                except OSError as error:
+                    reply({"id": request["id"], "error": str(error)})
+            reap(reply)
+
+
+if __name__ == "__main__":
+    main()
