@@ -131,11 +131,11 @@ def test_only_requests_that_need_step_functions_wait_for_its_patches():
 
 def test_the_access_log_has_werkzeugs_line_and_the_operation(moto_server: int, capfd: pytest.CaptureFixture[str]):
     connection = http.client.HTTPConnection("127.0.0.1", moto_server, timeout=10)
-    signed = "AWS4-HMAC-SHA256 Credential=a/20250101/us-east-1/states/aws4_request"
-    _call(connection, "POST", "/", b"{}", **{"Authorization": signed, "X-Amz-Target": "AWSStepFunctions.ListStateMachines",
+    signed = "AWS4-HMAC-SHA256 Credential=a/20250101/us-east-1/logs/aws4_request"
+    _call(connection, "POST", "/", b"{}", **{"Authorization": signed, "X-Amz-Target": "Logs_20140328.DescribeLogGroups",
                                           "Content-Type": "application/x-amz-json-1.0"})  # fmt: skip
     _call(connection, "POST", "/", b"{}", **{"Authorization": signed, "X-Amz-Target": "Evil\x1b[31m"})
     lines = capfd.readouterr().err.splitlines()
-    assert any(line.startswith("127.0.0.1 - - [") and line.endswith('] "POST / HTTP/1.1" 200 - AWSStepFunctions.ListStateMachines')
+    assert any(line.startswith("127.0.0.1 - - [") and line.endswith('] "POST / HTTP/1.1" 200 - Logs_20140328.DescribeLogGroups')
                for line in lines), lines  # fmt: skip
     assert not any("\x1b" in line for line in lines), "control characters from the request reach the log"

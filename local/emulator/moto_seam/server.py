@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from scones.local.emulator.moto_seam.backend_regions import list_regions_from_metadata
+
 KEEP_ALIVE_IDLE_S = 60.0  # an idle kept-alive connection (and its thread) goes after this
 MAX_CACHED_HOSTS = 4096
 
@@ -82,6 +84,7 @@ def make_server(host: str, port: int) -> Any:
     from werkzeug.serving import make_server as make_werkzeug_server
 
     serialise_recorder_writes()
+    list_regions_from_metadata()
     cache_backend_lookup()
     cache_action_method_names()
     app = DomainDispatcherApplication(create_backend_app)
