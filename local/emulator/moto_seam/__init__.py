@@ -22,6 +22,9 @@ What we rely on, and why:
 - `DomainDispatcherApplication.get_backend_for_host` (~400 URL regexes tried per request) and
   `moto.core.responses.method_names_from_class` (`inspect.getmembers` per request, read by
   `BaseResponse.call_action`): answered from caches by `make_server` (`server.py`).
+- `moto.core.base_backend.AccountSpecificBackend._generate_regions` (and its `get_session()`, a boto3
+  Session): moto loads each service's whole botocore model to list its regions; `make_server` has it
+  read the endpoint prefix from the model's head instead (`backend_regions.py`).
 - `moto.settings.moto_server_port()` reads MOTO_PORT: the Step Functions interpreter calls Lambda at
   `localhost:$MOTO_PORT`.
 - Step Functions: `stepfunctions.py`, installed by `install_step_functions`; its docstring lists
