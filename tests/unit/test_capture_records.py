@@ -82,3 +82,23 @@ def test_bad_destinations_are_named_errors(uri: str) -> None:
 def test_percentages_outside_0_to_100_are_refused() -> None:
     with pytest.raises(InvalidCaptureDestination):
         DataCapture(CaptureDestination("b", ""), "ep", percent=101, s3_client=RecordingS3())
+
+
+def test_the_s3_client_is_made_at_the_first_write_not_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    from scones.model.server import capture as capture_module
+
+    made: list[RecordingS3] = []
+
+    def client(service: str) -> RecordingS3:
+        assert service == "s3"
+        made.append(RecordingS3())
+        return made[-1]
+
+    monkeypatch.setattr(capture_module.boto3, "client", client)
+    capture = DataCapture(CaptureDestination("bucket", "p"), "ep")
+    assert capture.flush() == 0 and made == []  # nothing to write: no client yet
+    capture.record(b"in", "image/png", b"[1]", "application/json")
+    capture.record(b"in", "image/png", b"[1]", "application/json")
+    assert capture.flush() == 2 and len(made) == 1 and len(made[0].puts) == 1
+    capture.record(b"in", "image/png", b"[1]", "application/json")
+    assert capture.flush() == 1 and len(made) == 1 and len(made[0].puts) == 2
