@@ -144,3 +144,29 @@ def _running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_without_namespaces_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Not root (the compose profile's container): no sandbox, host paths, a TMPDIR per environment."""
+    from scones.local.emulator import lambda_sandbox
+
+    monkeypatch.setattr(lambda_sandbox, "namespaces_available", lambda: False)
+    forking = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path)  # one work dir: the same code path for both
+    fresh = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path, zygote=False)
+    try:
+        zygote = forking.launcher.zygote_pid(timeout_s=30)
+        forked, new = _probe(forking, spec("bare")), _probe(fresh, spec("bare"))
+    finally:
+        forking.close()
+        fresh.close()
+    assert forked.pop("parent") == zygote and new.pop("parent") != zygote
+    forked_env, new_env = forked.pop("env"), new.pop("env")
+    per_environment = PER_ENVIRONMENT | {"TMPDIR"}
+    assert {k: v for k, v in forked_env.items() if k not in per_environment} == {
+        k: v for k, v in new_env.items() if k not in per_environment
+    }
+    for seen in (forked, new):
+        seen.pop("pid"), seen.pop("boto3")
+        assert seen.pop("tmp").startswith(str(tmp_path))
+    assert forked == new
+    assert forked["cwd"] == str(tmp_path / "code" / "bare-z-bare")
