@@ -90,6 +90,9 @@ class Zygote:
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s) and not self._dead
 
+    def was_ready(self) -> bool:
+        return self._ready.is_set()
+
     def fork(self, request: dict) -> ForkedProcess:
         """A new environment from `request` (see lambda_zygote_server); OSError if the zygote can't."""
         with self._lock:
@@ -205,14 +208,19 @@ class EnvironmentLauncher:
             zygote.close()
 
     def _ready_zygote(self) -> Zygote | None:
-        """The zygote if it is ready; the first call starts it (this environment starts as a new process)."""
-        if not self.use_zygote:
-            return None
+        """The zygote if it is ready; the first call starts it (this environment starts as a new process),
+        as does the first after it died. One that died before it was ready is not tried again."""
         with self._lock:
-            if self._zygote is None or self._zygote.process.poll() is not None:
+            zygote = self._zygote
+            if zygote is not None and zygote.process.poll() is not None:
+                self.use_zygote = self.use_zygote and zygote.was_ready()  # else zygote.log says why it failed
+                zygote = self._zygote = None
+            if not self.use_zygote:
+                return None
+            if zygote is None:
                 self._zygote = Zygote(self.runtime, self.base_env, self.work_dir / "zygote.log")
                 return None
-            return self._zygote if self._zygote.ready() else None
+            return zygote if zygote.ready() else None
 
     def _forkable(self, zygote: Zygote, code: Path, opt: Path, env: dict[str, str]) -> bool:
         startup = {key for key in {*env, *zygote.env} if key.startswith(_STARTUP_VARIABLES) or key in ("LANG", "LANGUAGE")}

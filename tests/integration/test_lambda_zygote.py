@@ -170,3 +170,22 @@ def test_without_namespaces_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert seen.pop("tmp").startswith(str(tmp_path))
     assert forked == new
     assert forked["cwd"] == str(tmp_path / "code" / "bare-z-bare")
+
+
+def test_a_zygote_that_cannot_start_is_tried_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from scones.local.emulator import lambda_zygote
+
+    starts = tmp_path / "starts"
+    broken = tmp_path / "broken_zygote.py"
+    broken.write_text(f"open({str(starts)!r}, 'a').write('started\\n')\nraise SystemExit('no boto3 here')\n")
+    monkeypatch.setattr(lambda_zygote, "SERVER", broken)
+    runner = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path / "work")
+    try:
+        for name in ("one", "two", "three"):
+            assert _probe(runner, spec(name))["parent"] == os.getpid()  # new processes, children of this one
+            time.sleep(0.3)  # time for the zygote to die
+        assert "no boto3 here" in (tmp_path / "work" / "environments" / "zygote.log").read_text()
+    finally:
+        runner.close()
+    assert starts.read_text() == "started\n"
+    assert not runner.launcher.use_zygote
