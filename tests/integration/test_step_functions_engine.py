@@ -197,3 +197,22 @@ def test_start_sync_execution_runs_express_machines_only(session, seeds_machine)
     with pytest.raises(ClientError) as raised:
         sfn.start_sync_execution(stateMachineArn=seeds_machine, input="{}")
     assert raised.value.response["Error"]["Code"] == "StateMachineTypeNotSupported"
+
+
+def test_executions_are_found_by_name_with_moto_s_errors_and_idempotency(session):
+    """DescribeExecution/GetExecutionHistory and StartExecution's name check go through the seam's index."""
+    sfn = session.client("stepfunctions")
+    arn = machine(session, "lookup", {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 2, "End": True}}})
+    started = {name: sfn.start_execution(stateMachineArn=arn, name=name, input='{"n": 1}')["executionArn"] for name in ("a", "b", "c")}
+    for name, execution_arn in started.items():
+        described = sfn.describe_execution(executionArn=execution_arn)
+        assert (described["name"], described["executionArn"], described["status"]) == (name, execution_arn, "RUNNING")
+        assert sfn.get_execution_history(executionArn=execution_arn)["events"][0]["type"] == "ExecutionStarted"
+    again = sfn.start_execution(stateMachineArn=arn, name="b", input='{"n": 1}')  # same name and input, still running
+    assert again["executionArn"] == started["b"]
+    with pytest.raises(ClientError, match="ExecutionAlreadyExists"):
+        sfn.start_execution(stateMachineArn=arn, name="b", input='{"n": 2}')
+    with pytest.raises(ClientError, match="ExecutionDoesNotExist"):
+        sfn.describe_execution(executionArn=started["c"][: -len("c")] + "d")
+    newer = sfn.start_execution(stateMachineArn=arn, name="d", input="{}")["executionArn"]
+    assert sfn.describe_execution(executionArn=newer)["name"] == "d"  # started after the index was built

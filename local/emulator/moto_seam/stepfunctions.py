@@ -21,6 +21,8 @@ Each patch is one named function; tests/unit/test_moto_seam.py pins what each re
   with `stateName` and `mock` from its mocked mode (`MockTestCase`, `Environment.mock_test_case`: `test_state_mock.py`);
   a state that goes on, catches or would retry is reported as AWS does (nextState, CAUGHT_ERROR, RETRIABLE), from
   `TestStateExecution`'s worker and communication and the tested state's catchers and retriers (`test_state_execution.py`).
+- `StepFunctionBackend.describe_execution` / `StateMachine._handle_name_input_idempotency` (a scan of
+  every execution per call): answered from a name index per state machine (`execution_index.py`).
 - `ExecutionWorker.start` (the execution's thread): started once the StartExecution answer is written
   (`execution_starts.py`).
 - `moto.batch.utils` (the interpreter imports one enum from it): loaded without `moto.batch`'s package
@@ -36,6 +38,7 @@ import uuid
 from typing import Any, NoReturn
 
 from scones.local.emulator import sfn_jsonata
+from scones.local.emulator.moto_seam.execution_index import index_executions_by_name
 from scones.local.emulator.moto_seam.execution_starts import defer_execution_starts
 from scones.local.emulator.moto_seam.lambda_tasks import dispatch_lambda_tasks_in_process, name_lambda_errors_for_function_resources
 from scones.local.emulator.moto_seam.lean_imports import load_batch_enums_alone
@@ -297,6 +300,7 @@ def _start_sync(backend: Any, state_machine_arn: str, name: str | None, executio
 installed = False
 PATCHES = (
     defer_execution_starts,
+    index_executions_by_name,
     cache_json_path_parsing,
     cache_moto_module_listing,
     give_parser_errors_their_codes,
