@@ -116,15 +116,24 @@ def namespaces_available() -> bool:
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start one execution environment: argv and the environment variables that say where things
-    are; for the zygote, the same as parts (the sandbox's mount script and what the process sees)."""
+    """How to start one execution environment: its handler, where the runtime sees its code and
+    interpreter, the sandbox's staging directory (None: no mount namespace) and the environment
+    variables that say where things are. `argv` starts it as a new process; the zygote forks it."""
 
-    argv: list[str]
-    env: dict[str, str]
     handler: str
     cwd: str  # the code directory as the runtime sees it (/var/task in the sandbox)
     runtime_seen: str  # the runtime venv as the runtime sees it (/var/lang in the sandbox)
-    sandbox_stage: Path | None = None  # the sandbox's staging directory (None: no mount namespace)
+    env: dict[str, str]
+    sandbox_stage: Path | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        """AWS starts the Python runtime as `python -m awslambdaric HANDLER` (its container images' entry point)."""
+        runtime = [f"{self.runtime_seen}/bin/python", "-m", "awslambdaric", self.handler]
+        if self.sandbox_stage is None:
+            return runtime
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", str(self.sandbox_stage),
+                *runtime]  # fmt: skip
 
 
 def _layer_path(opt: str) -> str:
@@ -133,17 +142,14 @@ def _layer_path(opt: str) -> str:
 
 
 def launch(runtime: Path, code_dir: Path, opt_dir: Path, env_dir: Path, handler: str, tmp_mb: int) -> Launch:
-    """AWS starts the Python runtime as `python -m awslambdaric HANDLER` (its container images' entry point)."""
+    """The sandbox where mount namespaces are allowed, else the host's paths with a private TMPDIR."""
     if namespaces_available():
         stage = env_dir / "root"
         stage.mkdir(parents=True, exist_ok=True)
-        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", str(stage),
-                "/var/lang/bin/python", "-m", "awslambdaric", handler]  # fmt: skip
         env = {"SCONES_CODE_DIR": str(code_dir), "SCONES_RUNTIME_DIR": str(runtime), "SCONES_OPT_DIR": str(opt_dir),
                "SCONES_TMP_MB": str(tmp_mb), "LAMBDA_TASK_ROOT": "/var/task", "PYTHONPATH": _layer_path("/opt")}  # fmt: skip
-        return Launch(argv, env, handler, "/var/task", "/var/lang", stage)
+        return Launch(handler, "/var/task", "/var/lang", env, stage)
     tmp = env_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    argv = [str(runtime / "bin" / "python"), "-m", "awslambdaric", handler]
     env = {"TMPDIR": str(tmp), "LAMBDA_TASK_ROOT": str(code_dir), "PYTHONPATH": _layer_path(str(opt_dir))}
-    return Launch(argv, env, handler, str(code_dir), str(runtime))
+    return Launch(handler, str(code_dir), str(runtime), env)

@@ -84,9 +84,6 @@ class Zygote:
         self._requests: IO[bytes] = self.process.stdin
         threading.Thread(target=self._read, args=(self.process.stdout,), name="lambda-zygote", daemon=True).start()
 
-    def ready(self) -> bool:
-        return self._ready.is_set() and not self._dead
-
     def wait_ready(self, timeout_s: float) -> bool:
         return self._ready.wait(timeout_s) and not self._dead
 
@@ -220,7 +217,7 @@ class EnvironmentLauncher:
             if zygote is None:
                 self._zygote = Zygote(self.runtime, self.base_env, self.work_dir / "zygote.log")
                 return None
-            return zygote if zygote.ready() else None
+            return zygote if zygote.wait_ready(0.0) else None
 
     def _forkable(self, zygote: Zygote, code: Path, opt: Path, env: dict[str, str]) -> bool:
         startup = {key for key in {*env, *zygote.env} if key.startswith(_STARTUP_VARIABLES) or key in ("LANG", "LANGUAGE")}
