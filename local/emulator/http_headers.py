@@ -17,6 +17,7 @@ import email.utils
 import http.client
 import http.server
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 
 MAX_LINE = 65536  # http.client._MAXLINE (tests/unit/test_http_headers.py checks both)
@@ -63,28 +64,43 @@ def install_fast_header_parsing() -> None:
     http.server.BaseHTTPRequestHandler.log_date_time_string = log_date_time_string  # type: ignore[method-assign]
 
 
-_date_cache: tuple[int, str] = (0, "")
-_log_time_cache: tuple[int, str] = (0, "")
+class _OnceASecond:
+    """A text that changes with the second it names: rendered once a second, not once a call."""
+
+    def __init__(self, render: Callable[[int], str]) -> None:
+        self._render = render
+        self._cached: tuple[int, str] = (-1, "")  # one tuple, replaced whole: threads see a matching pair
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        if self._cached[0] != second:
+            self._cached = (second, self._render(second))
+        return self._cached[1]
+
+
+_http_date = _OnceASecond(lambda second: email.utils.formatdate(second, usegmt=True))
+
+
+def _log_time_text(second: int) -> str:
+    """http.server's access-log time for `second`: local time, "25/Nov/2026 02:00:00"."""
+    t = time.localtime(second)
+    month = http.server.BaseHTTPRequestHandler.monthname[t.tm_mon]
+    return f"{t.tm_mday:02d}/{month:>3}/{t.tm_year:04d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+
+
+_log_time = _OnceASecond(_log_time_text)
 
 
 def date_time_string(self: object, timestamp: float | None = None) -> str:
     """`BaseHTTPRequestHandler.date_time_string` formatted once a second, not once a response."""
-    global _date_cache
     if timestamp is not None:
         return email.utils.formatdate(timestamp, usegmt=True)
-    second = int(time.time())
-    if _date_cache[0] != second:
-        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
-    return _date_cache[1]
+    return _http_date()
 
 
 def log_date_time_string(self: http.server.BaseHTTPRequestHandler) -> str:
     """`BaseHTTPRequestHandler.log_date_time_string` (local time, "25/Nov/2026 02:00:00") once a second."""
-    global _log_time_cache
-    second = int(time.time())
-    if _log_time_cache[0] != second:
-        _log_time_cache = (second, _ORIGINAL_LOG_DATE_TIME_STRING(self))
-    return _log_time_cache[1]
+    return _log_time()
 
 
-_ORIGINAL_LOG_DATE_TIME_STRING = http.server.BaseHTTPRequestHandler.log_date_time_string
+_ORIGINAL_LOG_DATE_TIME_STRING = http.server.BaseHTTPRequestHandler.log_date_time_string  # what the tests compare with
