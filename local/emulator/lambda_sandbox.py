@@ -29,6 +29,9 @@ from pathlib import Path
 RUNTIME_PACKAGES = ("awslambdaric==4.2.2", "boto3==1.44.8", "botocore==1.44.8")
 INSTALL_TIMEOUT_S = 600
 
+# What the sandbox mounts over: host paths under these are not visible inside it.
+SANDBOX_HIDES = ("/var", "/tmp", "/opt")
+
 # Runs inside the new mount namespace: $1 = an empty staging dir. Builds AWS's layout on a small
 # tmpfs there, moves it onto /var (hiding the host's /var in this namespace only), then /tmp and /opt.
 SANDBOX_SCRIPT = r"""

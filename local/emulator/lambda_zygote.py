@@ -23,7 +23,7 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol
 
-from scones.local.emulator.lambda_sandbox import SANDBOX_SCRIPT, Launch
+from scones.local.emulator.lambda_sandbox import SANDBOX_HIDES, SANDBOX_SCRIPT, Launch
 
 SERVER = Path(__file__).with_name("lambda_zygote_server.py")
 FORK_TIMEOUT_S = 10.0
@@ -160,6 +160,12 @@ def module_names(*directories: Path) -> set[str]:
     return names
 
 
+def visible_in_sandbox(path: Path) -> bool:
+    """True when neither the path as given nor where it leads is under a directory the sandbox mounts over."""
+    return not any(candidate == root or candidate.startswith(root + "/")
+                   for candidate in (str(path), str(path.resolve())) for root in SANDBOX_HIDES)  # fmt: skip
+
+
 class EnvironmentLauncher:
     """Starts execution environments: forked from the zygote when a function can't tell, else new processes."""
 
@@ -173,7 +179,7 @@ class EnvironmentLauncher:
 
     def start(self, launch: Launch, code: Path, opt: Path, env: dict[str, str], output: Path) -> EnvironmentProcess:
         zygote = self._ready_zygote()
-        if zygote is not None and self._forkable(zygote, code, opt, env):
+        if zygote is not None and self._forkable(zygote, launch, code, opt, env):
             request = {
                 "env": env, "handler": launch.handler, "cwd": launch.cwd, "output": str(output),
                 "runtime_host": str(self.runtime), "runtime_seen": launch.runtime_seen,
@@ -219,7 +225,9 @@ class EnvironmentLauncher:
                 return None
             return zygote if zygote.wait_ready(0.0) else None
 
-    def _forkable(self, zygote: Zygote, code: Path, opt: Path, env: dict[str, str]) -> bool:
+    def _forkable(self, zygote: Zygote, launch: Launch, code: Path, opt: Path, env: dict[str, str]) -> bool:
+        if launch.sandbox_stage is not None and not visible_in_sandbox(self.runtime):
+            return False  # the zygote's modules (botocore's data files) would be hidden by the sandbox's mounts
         startup = {key for key in {*env, *zygote.env} if key.startswith(_STARTUP_VARIABLES) or key in ("LANG", "LANGUAGE")}
         if any(env.get(key) != zygote.env.get(key) for key in startup - {"PYTHONPATH"}):
             return False

@@ -29,6 +29,10 @@ def probe(event, context):
             "own_group": os.getpgid(0) == os.getpid() == os.getsid(0), "parent": os.getppid(),
             "encoding": sys.stdout.encoding, "stdin": os.read(0, 1) == b"", "pid": os.getpid()}
 
+def client(event, context):
+    import boto3
+    return boto3.client("s3", region_name="us-east-1").meta.region_name
+
 def where(event, context):
     import importlib
     return {"file": importlib.import_module(event["module"]).__file__, "parent": os.getppid()}
@@ -189,3 +193,25 @@ def test_a_zygote_that_cannot_start_is_tried_once(tmp_path: Path, monkeypatch: p
         runner.close()
     assert starts.read_text() == "started\n"
     assert not runner.launcher.use_zygote
+
+
+def test_a_runtime_the_sandbox_would_hide_is_not_forked_from(tmp_path: Path):
+    """A runtime venv under /tmp (a checkout there) is hidden by the sandbox's own /tmp: botocore's data
+    files with it. Its environments start as new processes, which see it at /var/lang."""
+    from scones.local.emulator import lambda_sandbox
+
+    if not lambda_sandbox.namespaces_available():
+        pytest.skip("no mount namespaces here: nothing is hidden")
+    hidden = Path("/tmp") / f"scones-runtime-link-{os.getpid()}"
+    hidden.symlink_to(lambda_sandbox.ensure_runtime())
+    runner = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path, runtime_dir=hidden)
+    try:
+        zygote = runner.launcher.zygote_pid(timeout_s=30)
+        assert zygote is not None
+        for name in ("hidden-one", "hidden-two"):
+            assert _probe(runner, spec(name))["parent"] != zygote
+            made = runner.invoke(spec(f"{name}-client", "fn.client"), lambda: _zip(), {})  # botocore reads its data files
+            assert not made.errored and json.loads(made.payload) == "us-east-1", made.payload
+    finally:
+        runner.close()
+        hidden.unlink()
