@@ -69,6 +69,12 @@ def spec(name: str, handler: str = "fn.probe", environment: dict[str, str] | Non
 @pytest.fixture
 def runners(tmp_path: Path) -> Iterator[tuple[ProcessLambdaRunner, ProcessLambdaRunner, int]]:
     """(a runner forking from its zygote, a runner starting new processes, the zygote's pid)."""
+    from scones.local.emulator import lambda_sandbox
+    from scones.local.emulator.lambda_zygote import visible_in_sandbox
+
+    runtime = lambda_sandbox.ensure_runtime()
+    if lambda_sandbox.namespaces_available() and not visible_in_sandbox(runtime):
+        pytest.skip(f"the runtime venv {runtime} is under a path the sandbox mounts over: environments are not forked")
     forking = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path / "forking")
     fresh = ProcessLambdaRunner("http://127.0.0.1:9", tmp_path / "fresh", zygote=False)
     try:
