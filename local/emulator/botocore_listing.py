@@ -12,7 +12,10 @@ beside it. The data directories do not change while the process runs, so the lis
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
+
+from scones.local.emulator.replacement import replace_once
 
 _listings: dict[tuple[tuple[str, ...], str], list[str]] = {}
 _lock = threading.Lock()
@@ -22,14 +25,14 @@ def share_service_listings() -> None:
     """Loader.list_available_services answers from a process-wide cache (a copy, as callers may mutate it)."""
     from botocore.loaders import Loader
 
-    original = getattr(Loader.list_available_services, "__wrapped_by_scones__", Loader.list_available_services)
+    def wrap(original: Callable[[Any, str], list[str]]) -> Callable[[Any, str], list[str]]:
+        def list_available_services(self: Any, type_name: str) -> list[str]:
+            key = (tuple(self.search_paths), type_name)
+            with _lock:
+                if key not in _listings:
+                    _listings[key] = original(self, type_name)
+                return list(_listings[key])
 
-    def list_available_services(self: Any, type_name: str) -> list[str]:
-        key = (tuple(self.search_paths), type_name)
-        with _lock:
-            if key not in _listings:
-                _listings[key] = original(self, type_name)
-            return list(_listings[key])
+        return list_available_services
 
-    list_available_services.__wrapped_by_scones__ = original  # type: ignore[attr-defined]
-    Loader.list_available_services = list_available_services
+    replace_once(Loader, "list_available_services", wrap)

@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 
+from scones.local.emulator import replacement
 from scones.local.emulator.moto_seam import backend_regions
 
 # The embedded stack's services, two whose metadata has a nested object first (botocore's way), one unknown.
@@ -16,7 +17,7 @@ SERVICES = ["s3", "iam", "sts", "lambda", "logs", "sagemaker", "sagemaker-runtim
 def test_moto_lists_regions_through_get_available_regions_once_per_service():
     from moto.core.base_backend import AccountSpecificBackend
 
-    original = getattr(AccountSpecificBackend._generate_regions, "__wrapped_by_scones__", AccountSpecificBackend._generate_regions)
+    original = replacement.original(AccountSpecificBackend, "_generate_regions")
     assert "get_available_regions(" in inspect.getsource(original), "moto lists regions another way: re-check backend_regions"
     assert "_generate_regions(service_name)" in inspect.getsource(AccountSpecificBackend.__init__)
 

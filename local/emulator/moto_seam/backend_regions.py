@@ -14,8 +14,11 @@ from __future__ import annotations
 import gzip
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
+
+from scones.local.emulator.replacement import replace_once
 
 HEAD_BYTES = 16384
 # The metadata object up to endpointPrefix, with no nested object before it (else: botocore's way).
@@ -44,19 +47,19 @@ def list_regions_from_metadata() -> None:
     """AccountSpecificBackend._generate_regions from the model's head instead of the whole model."""
     from moto.core.base_backend import AccountSpecificBackend
 
-    original = getattr(AccountSpecificBackend._generate_regions, "__wrapped_by_scones__", AccountSpecificBackend._generate_regions)
+    def wrap(original: Callable[[Any, str], list[str]]) -> Callable[[Any, str], list[str]]:
+        @lru_cache
+        def _generate_regions(self: Any, service_name: str) -> list[str]:
+            session = AccountSpecificBackend.get_session()._session  # boto3's Session → botocore's
+            prefix = endpoint_prefix(session.get_component("data_loader"), service_name)
+            if prefix is None:
+                return original(self, service_name)
+            if prefix == UNKNOWN_SERVICE:
+                return []  # get_available_regions' answer for every partition
+            resolver = session._get_internal_component("endpoint_resolver")
+            return [region for partition in session.get_available_partitions()
+                    for region in resolver.get_available_endpoints(prefix, partition, False)]  # fmt: skip
 
-    @lru_cache
-    def _generate_regions(self: Any, service_name: str) -> list[str]:
-        session = AccountSpecificBackend.get_session()._session  # boto3's Session → botocore's
-        prefix = endpoint_prefix(session.get_component("data_loader"), service_name)
-        if prefix is None:
-            return original(self, service_name)
-        if prefix == UNKNOWN_SERVICE:
-            return []  # get_available_regions' answer for every partition
-        resolver = session._get_internal_component("endpoint_resolver")
-        return [region for partition in session.get_available_partitions()
-                for region in resolver.get_available_endpoints(prefix, partition, False)]  # fmt: skip
+        return _generate_regions
 
-    _generate_regions.__wrapped_by_scones__ = original  # type: ignore[attr-defined]
-    AccountSpecificBackend._generate_regions = _generate_regions  # type: ignore[method-assign]
+    replace_once(AccountSpecificBackend, "_generate_regions", wrap)

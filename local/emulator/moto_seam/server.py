@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from scones.local.emulator.moto_seam.backend_regions import list_regions_from_metadata
+from scones.local.emulator.replacement import replace_once
 
 KEEP_ALIVE_IDLE_S = 60.0  # an idle kept-alive connection (and its thread) goes after this
 MAX_CACHED_HOSTS = 4096
@@ -93,16 +94,6 @@ def make_server(host: str, port: int) -> Any:
     return server
 
 
-def _replace_once(owner: Any, name: str, wrap: Callable[[Any], Any]) -> None:
-    """owner.name = wrap(owner.name), unless it is already one of these replacements (idempotent)."""
-    current = getattr(owner, name)
-    if getattr(current, "_scones_replacement", False):
-        return
-    replacement = wrap(current)
-    replacement._scones_replacement = True
-    setattr(owner, name, replacement)
-
-
 def serialise_recorder_writes() -> None:
     """One request at a time into moto's request recording (`/moto-api/recorder/`).
 
@@ -121,7 +112,7 @@ def serialise_recorder_writes() -> None:
 
         return serialised
 
-    _replace_once(Recorder, "_record_request", wrap)
+    replace_once(Recorder, "_record_request", wrap)
 
 
 def cache_backend_lookup() -> None:
@@ -146,7 +137,7 @@ def cache_backend_lookup() -> None:
 
         return cached
 
-    _replace_once(DomainDispatcherApplication, "get_backend_for_host", wrap)
+    replace_once(DomainDispatcherApplication, "get_backend_for_host", wrap)
 
 
 def cache_action_method_names() -> None:
@@ -167,4 +158,4 @@ def cache_action_method_names() -> None:
 
         return method_names_from_class
 
-    _replace_once(responses, "method_names_from_class", wrap)
+    replace_once(responses, "method_names_from_class", wrap)
