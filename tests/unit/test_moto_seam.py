@@ -14,6 +14,7 @@ from moto import mock_aws
 from moto.awslambda.models import LambdaFunction, lambda_backends
 
 from scones.local.emulator import lambda_runner, moto_seam
+from scones.local.emulator.replacement import original
 
 SEAM = "moto.awslambda.models.LambdaFunction._invoke_lambda"
 
@@ -294,7 +295,7 @@ def test_execution_worker_parses_the_definition_in_one_method():
     from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-    source = inspect.getsource(ExecutionWorker._get_evaluation_entrypoint)
+    source = inspect.getsource(original(ExecutionWorker, "_get_evaluation_entrypoint"))
     assert "AmazonStateLanguageParser.parse" in source and "state_machine_details.definition" in source
     assert isinstance(inspect.getattr_static(EvalComponent, "heap_key"), property), "EvalComponent.heap_key moved"
 
@@ -389,8 +390,8 @@ def test_s3_and_eventbridge_functions_the_trigger_replaces():
     assert parameters == ["account_id", "bucket", "event_name", "key"]
     assert "_send_event_bridge_message(" in inspect.getsource(notifications.send_event)
     assert notifications._detail_type("s3:ObjectCreated:Put") == "Object Created"
-    assert list(inspect.signature(Rule.send_to_targets).parameters) == ["self", "original_event", "transform_input"]
-    assert "states" not in inspect.getsource(Rule.send_to_targets), "moto now sends to Step Functions itself"
+    assert list(inspect.signature(original(Rule, "send_to_targets")).parameters) == ["self", "original_event", "transform_input"]
+    assert "states" not in inspect.getsource(original(Rule, "send_to_targets")), "moto now sends to Step Functions itself"
 
 
 def test_sync_execution_exists_but_moto_does_not_route_it():
@@ -410,7 +411,7 @@ def test_timed_evaluation_still_has_the_steps_the_inline_form_repeats():
 
     from scones.local.emulator.moto_seam.stepfunctions import AFTER_EXECUTION
 
-    source = inspect.getsource(ExecutionState._evaluate_with_timeout)
+    source = inspect.getsource(original(ExecutionState, "_evaluate_with_timeout"))
     assert "Thread(target=_exec_and_notify" in source, "moto no longer starts a thread per state: drop run_untimed_states_inline"
     positions = [source.find(statement) for statement in AFTER_EXECUTION]
     assert -1 not in positions and positions == sorted(positions), "moto changed what follows a state's execution"
@@ -420,7 +421,7 @@ def test_bucket_notification_answer_is_built_where_the_seam_adds_eventbridge():
     from moto.s3.models import NotificationConfiguration
     from moto.s3.responses import S3Response
 
-    source = inspect.getsource(S3Response.get_bucket_notification)
+    source = inspect.getsource(original(S3Response, "get_bucket_notification"))
     assert "get_bucket_notification_configuration(" in source and "EventBridge" not in source, (
         "moto now reports EventBridgeConfiguration itself: drop report_eventbridge_notifications")
     assert "event_bridge" in inspect.signature(NotificationConfiguration.__init__).parameters

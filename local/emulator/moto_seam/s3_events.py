@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from scones.local.emulator import event_targets
+from scones.local.emulator.replacement import replace_once
 
 
 
@@ -37,18 +38,19 @@ def report_eventbridge_notifications() -> None:
     (moto 5.2 stores it but drops it from the answer), so a re-deploy sees the switch and writes nothing."""
     from moto.s3.responses import S3Response
 
-    original = S3Response.get_bucket_notification
+    def wrap(original: Any) -> Any:
+        def get_bucket_notification(self: Any) -> Any:
+            status, headers, body = original(self)
+            config = self.backend.get_bucket_notification_configuration(self.bucket_name)
+            on = config is not None and config.event_bridge is not None
+            if on and isinstance(body, str) and "EventBridgeConfiguration" not in body:
+                body = re.sub(r"<NotificationConfiguration([^>]*?)/>", r"<NotificationConfiguration\1></NotificationConfiguration>", body)
+                body = body.replace("</NotificationConfiguration>", "<EventBridgeConfiguration/></NotificationConfiguration>")
+            return status, headers, body
 
-    def get_bucket_notification(self: Any) -> Any:
-        status, headers, body = original(self)
-        config = self.backend.get_bucket_notification_configuration(self.bucket_name)
-        on = config is not None and config.event_bridge is not None
-        if on and isinstance(body, str) and "EventBridgeConfiguration" not in body:
-            body = re.sub(r"<NotificationConfiguration([^>]*?)/>", r"<NotificationConfiguration\1></NotificationConfiguration>", body)
-            body = body.replace("</NotificationConfiguration>", "<EventBridgeConfiguration/></NotificationConfiguration>")
-        return status, headers, body
+        return get_bucket_notification
 
-    S3Response.get_bucket_notification = get_bucket_notification  # type: ignore[method-assign]
+    replace_once(S3Response, "get_bucket_notification", wrap)
 
 
 def start_executions_from_eventbridge() -> None:
@@ -56,20 +58,21 @@ def start_executions_from_eventbridge() -> None:
     `states` target), with the target's InputTransformer applied as AWS always does."""
     from moto.events.models import Rule
 
-    original = Rule.send_to_targets
+    def wrap(original: Any) -> Any:
+        def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+            is_states = [target["Arn"].split(":")[2] == "states" for target in self.targets]
+            if any(is_states) and self.event_pattern.matches_event(original_event):
+                for target, states in zip(self.targets, is_states):
+                    if states:
+                        _start_execution_for(target, original_event)
+            if not all(is_states):
+                others = copy.copy(self)
+                others.targets = [target for target, states in zip(self.targets, is_states) if not states]
+                original(others, original_event, transform_input)
 
-    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        is_states = [target["Arn"].split(":")[2] == "states" for target in self.targets]
-        if any(is_states) and self.event_pattern.matches_event(original_event):
-            for target, states in zip(self.targets, is_states):
-                if states:
-                    _start_execution_for(target, original_event)
-        if not all(is_states):
-            others = copy.copy(self)
-            others.targets = [target for target, states in zip(self.targets, is_states) if not states]
-            original(others, original_event, transform_input)
+        return send_to_targets
 
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    replace_once(Rule, "send_to_targets", wrap)
 
 
 def _start_execution_for(target: dict, event: dict) -> None:

@@ -43,6 +43,7 @@ from scones.local.emulator.moto_seam.execution_starts import defer_execution_sta
 from scones.local.emulator.moto_seam.lambda_tasks import dispatch_lambda_tasks_in_process, name_lambda_errors_for_function_resources
 from scones.local.emulator.moto_seam.lean_imports import load_batch_enums_alone
 from scones.local.emulator.moto_seam.test_state import add_test_state
+from scones.local.emulator.replacement import replace_once
 
 
 def cache_moto_module_listing() -> None:
@@ -94,7 +95,7 @@ def cache_parsed_definitions(maxsize: int = 64) -> None:
     def _get_evaluation_entrypoint(self: Any) -> Any:
         return parse(self._evaluation_details.state_machine_details.definition)
 
-    ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint  # type: ignore[method-assign]
+    replace_once(ExecutionWorker, "_get_evaluation_entrypoint", lambda _moto_s: _get_evaluation_entrypoint)
 
 
 def _set_heap_keys(node: Any, seen: set[int]) -> None:
@@ -124,33 +125,34 @@ def run_untimed_states_inline() -> None:
     the new thread to be scheduled, which costs most on a busy machine. Timed states keep moto's thread."""
     from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 
-    original = ExecutionState._evaluate_with_timeout
+    def wrap(original: Any) -> Any:
+        def _evaluate_with_timeout(self: Any, env: Any) -> None:
+            if not self.timeout.is_default_value():
+                return original(self, env)
+            frame = env.open_frame()
+            frame.states.reset(input_value=env.states.get_input())
+            frame.stack = copy.deepcopy(env.stack)
+            try:
+                self._eval_execution(frame)
+            finally:
+                frame.set_ended()
+                env.close_frame(frame)
+            execution_output = frame.stack.pop()
+            env.stack.append(execution_output)
+            if not self._is_language_query_jsonpath():
+                env.states.set_result(execution_output)
+            if self.assign_decl:
+                self.assign_decl.eval(env=env)
+            if self.result_selector:
+                self.result_selector.eval(env=env)
+            if self.result_path:
+                self.result_path.eval(env)
+            else:
+                env.states.reset(input_value=env.stack.pop())
 
-    def _evaluate_with_timeout(self: Any, env: Any) -> None:
-        if not self.timeout.is_default_value():
-            return original(self, env)
-        frame = env.open_frame()
-        frame.states.reset(input_value=env.states.get_input())
-        frame.stack = copy.deepcopy(env.stack)
-        try:
-            self._eval_execution(frame)
-        finally:
-            frame.set_ended()
-            env.close_frame(frame)
-        execution_output = frame.stack.pop()
-        env.stack.append(execution_output)
-        if not self._is_language_query_jsonpath():
-            env.states.set_result(execution_output)
-        if self.assign_decl:
-            self.assign_decl.eval(env=env)
-        if self.result_selector:
-            self.result_selector.eval(env=env)
-        if self.result_path:
-            self.result_path.eval(env)
-        else:
-            env.states.reset(input_value=env.stack.pop())
+        return _evaluate_with_timeout
 
-    ExecutionState._evaluate_with_timeout = _evaluate_with_timeout  # type: ignore[method-assign]
+    replace_once(ExecutionState, "_evaluate_with_timeout", wrap)
 
 
 def evaluate_jsonata_in_process() -> None:
