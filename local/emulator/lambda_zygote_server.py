@@ -16,6 +16,7 @@ import contextlib  # noqa: E402
 import ctypes  # noqa: E402
 import importlib  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402 (botocore imports it too)
 import os  # noqa: E402
 import runpy  # noqa: E402
 import select  # noqa: E402
@@ -27,6 +28,10 @@ import traceback  # noqa: E402
 COERCED = {key: value for key, value in os.environ.items() if key == "LC_CTYPE"}  # set by the interpreter itself
 PRELOADED = ("boto3", "boto3.session", "botocore.session", "botocore.client", "botocore.httpsession", "s3transfer")
 CLONE_NEWNS = 0x00020000
+# botocore data every client reads, and the models of the services most functions (and the workflow's) call.
+PREPARSED_DATA = ("endpoints", "partitions", "sdk-default-configuration")
+PREPARSED_SERVICES = ("s3", "sagemaker-runtime")
+PREPARSED_MODEL_FILES = ("service-2", "service-2.sdk-extras", "endpoint-rule-set-1")
 
 
 def preload() -> list[str]:
@@ -35,6 +40,42 @@ def preload() -> list[str]:
     for name in PRELOADED:
         importlib.import_module(name)
     return sorted({name.partition(".")[0] for name in sys.modules} - {name.partition(".")[0] for name in STARTUP_MODULES})
+
+
+def preparse_botocore_data() -> None:
+    """Parse botocore's shared data files and PREPARSED_SERVICES' models here, once, for the children.
+
+    A function's first client parses ~9 MB of JSON into OrderedDicts (endpoints.json, then S3's model
+    and endpoint rules): most of a cold start's init once boto3 is imported. Each file parsed here is
+    handed out once, to the first `JSONFileLoader.load_file` in a child that asks for that path, so the
+    child gets the very object a parse of its own would give, shared with nothing; later loads, other
+    files and a customer's own models (~/.aws/models, searched first) are parsed as botocore does."""
+    from botocore import loaders
+
+    loader = loaders.Loader()
+    names = list(PREPARSED_DATA)
+    for service in PREPARSED_SERVICES:
+        version = loader.determine_latest_version(service, "service-2")
+        names += [f"{service}/{version}/{kind}" for kind in PREPARSED_MODEL_FILES]
+    parsed = {}
+    for name in names:
+        path = os.path.join(loader.BUILTIN_DATA_PATH, name)
+        for extension, open_method in loaders._JSON_OPEN_METHODS.items():  # what load_file does, keeping the file name
+            data = loaders.JSONFileLoader()._load_file(path + extension, open_method)
+            if data is not None:
+                parsed[path] = (path + extension, data)
+                break
+    logger = logging.getLogger(loaders.__name__)
+    load_file = loaders.JSONFileLoader.load_file
+
+    def load_preparsed_file(self, file_path):
+        preparsed = parsed.pop(file_path, None)
+        if preparsed is None:
+            return load_file(self, file_path)
+        logger.debug("Loading JSON file: %s", preparsed[0])  # as botocore logs each file it parses
+        return preparsed[1]
+
+    loaders.JSONFileLoader.load_file = load_preparsed_file
 
 
 def run_child(request: dict, base_path: list[str], zygote_fds: tuple[int, ...]) -> None:
@@ -110,6 +151,10 @@ def reap(reply) -> None:
 
 def main() -> None:
     preloaded = preload()
+    try:
+        preparse_botocore_data()
+    except Exception:  # a botocore that reads its data another way: the children parse it themselves
+        traceback.print_exc()
     base_path = [entry for entry in sys.path if entry]
 
     def reply(message: dict) -> None:

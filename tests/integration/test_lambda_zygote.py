@@ -33,6 +33,15 @@ def client(event, context):
     import boto3
     return boto3.client("s3", region_name="us-east-1").meta.region_name
 
+def models(event, context):
+    import boto3
+    from botocore import loaders
+    first, second = loaders.Loader().load_data("endpoints"), loaders.Loader().load_data("endpoints")
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    return {"equal": first == second, "shared": first is second, "loader": loaders.JSONFileLoader.load_file.__name__,
+            "operations": s3.meta.service_model.operation_names, "url": s3.meta.endpoint_url,
+            "regions": boto3.session.Session().get_available_regions("sagemaker-runtime")}
+
 def where(event, context):
     import importlib
     return {"file": importlib.import_module(event["module"]).__file__, "parent": os.getppid()}
@@ -105,6 +114,15 @@ def test_a_forked_environment_sees_what_a_new_process_sees(runners):
     assert Path(forked_boto3).parts[-3:] == Path(new_boto3).parts[-3:] == ("site-packages", "boto3", "__init__.py")
     assert forked == new
     assert forked["own_group"] and forked["stdin"] and forked["encoding"].lower() == "utf-8"
+
+
+def test_botocore_data_parsed_in_the_zygote_is_what_a_new_process_parses_and_is_never_shared(runners):
+    forking, fresh, _ = runners
+    forked, new = _probe(forking, spec("models", "fn.models")), _probe(fresh, spec("models", "fn.models"))
+    assert forked.pop("loader") == "load_preparsed_file", "the zygote did not pre-parse: see forking/environments/zygote.log"
+    assert new.pop("loader") == "load_file"
+    assert forked == new
+    assert forked["equal"] and not forked["shared"] and len(forked["operations"]) > 90 and forked["regions"]
 
 
 @pytest.mark.parametrize(
