@@ -4,13 +4,16 @@ A new environment spent ~0.25 s of CPU importing boto3 before the function's own
 cores, a third of a burst's cold-start cost). `EnvironmentLauncher` starts one zygote per runner
 (`lambda_zygote_server.py`, in the runtime's interpreter) when the first environment starts, and
 forks the later ones from it; each child builds the same sandbox, environment variables, sys.path
-and `python -m awslambdaric HANDLER` a new process would have. An environment starts as a new
+and `python -m awslambdaric HANDLER` a new process would have. The zygote has also parsed botocore's
+shared data and two services' models, which a child's first botocore Loader takes instead of parsing
+them (`preparse_botocore_data`). An environment starts as a new
 process instead when the zygote is not ready, or when its function could tell the difference: its
 code or layers bundle a module the zygote has imported (its own boto3, say), or it sets a variable
 the interpreter reads only at start (PYTHON*, LC_*, LANG, LD_*).
 
 Differences that remain (documented in the README): the preloaded modules' `__file__` name the
-runtime's host path instead of /var/lang, and every forked environment has the zygote's hash seed.
+runtime's host path instead of /var/lang, every forked environment has the zygote's hash seed, and
+botocore's JSONFileLoader.load_file is the zygote's wrapper.
 """
 from __future__ import annotations
 
