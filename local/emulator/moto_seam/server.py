@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from scones.local.emulator.internal_failures import answer_failures_as_aws
 from scones.local.emulator.moto_seam.backend_regions import list_regions_from_metadata
 from scones.local.emulator.replacement import replace_once
 
@@ -79,6 +80,7 @@ def make_server(host: str, port: int) -> Any:
     """moto's WSGI app on a threaded werkzeug server (as ThreadedMotoServer builds it, with keep-alive
     connections), not yet serving.
 
+    A request that crashes moto gets AWS's 500 InternalFailure (internal_failures.py), which SDKs retry.
     MOTO_PORT is set to the bound port: moto's Step Functions calls Lambda at localhost:$MOTO_PORT.
     """
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -88,7 +90,7 @@ def make_server(host: str, port: int) -> Any:
     list_regions_from_metadata()
     cache_backend_lookup()
     cache_action_method_names()
-    app = DomainDispatcherApplication(create_backend_app)
+    app = answer_failures_as_aws(DomainDispatcherApplication(create_backend_app))
     server = make_werkzeug_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     os.environ["MOTO_PORT"] = str(server.server_port)
     return server
