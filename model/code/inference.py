@@ -181,6 +181,13 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device(requested)
 
 
+def preferred_memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on CPU: oneDNN's convolutions and max-pooling take NHWC without reordering, so
+    both networks run 1.5-2x faster at batch sizes 2 to 64 (README, "Serving speed"), with the same
+    answers to ~1e-11. CUDA keeps the default layout, the one its figures were measured with."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
 def model_fn(model_dir: str) -> LoadedModel:
     """Builds the network from model.json and loads model.pth with the safe (weights-only) loader."""
     root = Path(model_dir)
@@ -189,7 +196,7 @@ def model_fn(model_dir: str) -> LoadedModel:
     device = pick_device(os.environ.get("SCONES_DEVICE", "auto"))
     state = torch.load(root / "model.pth", map_location="cpu", weights_only=True)
     net.load_state_dict(state)
-    net.to(device).eval()
+    net.to(device, memory_format=preferred_memory_format(device)).eval()
     _normalisation["mean"] = tuple(meta.get("mean", CIFAR100_MEAN))
     _normalisation["std"] = tuple(meta.get("std", CIFAR100_STD))
     return LoadedModel(net, list(meta["class_names"]), device, meta)

@@ -113,3 +113,14 @@ def test_model_fn_refuses_a_pickled_object(tiny_model_dir):
 def test_model_fn_sets_the_artifacts_normalisation(tiny_model_dir):
     loaded = artifact.load_artifact(tiny_model_dir)
     assert loaded.module._normalisation["mean"] == (0.5, 0.5, 0.5)
+
+
+def test_model_fn_serves_channels_last_on_cpu_with_the_same_answers(tiny_model_dir):
+    loaded = artifact.load_artifact(tiny_model_dir)
+    net = loaded.model.net
+    assert net.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    reference = ResNet18Cifar(2, width=4)
+    reference.load_state_dict(torch.load(tiny_model_dir / "model.pth", weights_only=True))
+    batch = torch.randn(5, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.allclose(net(batch), reference.eval()(batch), atol=1e-5)
