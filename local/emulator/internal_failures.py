@@ -26,6 +26,8 @@ from xml.sax.saxutils import escape
 CODE = "InternalFailure"
 S3_CODE = "InternalError"  # S3's name for it
 MESSAGE = "We encountered an internal error. Please try again."
+# Control characters as \\xNN, as http.server's access log writes them; newlines stay (the traceback's lines).
+_ESCAPED = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x0A}
 _SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
 
 StartResponse = Callable[..., Any]
@@ -39,7 +41,7 @@ def answer_failures_as_aws(app: WsgiApp) -> WsgiApp:
         try:
             return app(environ, start_response)
         except Exception as error:
-            traceback.print_exc(file=sys.stderr)
+            sys.stderr.write(traceback.format_exc().translate(_ESCAPED))  # the request's text, made printable
             status, headers, body = internal_failure(environ, error)
             start_response(status, headers, sys.exc_info())  # re-raises if the response had started
             return [body]
