@@ -271,7 +271,8 @@ def run(args: argparse.Namespace) -> TrainResult:
     networks, chosen, history = [], [], []
     for member in range(1, args.ensemble + 1):
         generator = seed_everything(args.seed + member - 1)  # network 1 draws exactly what a lone network would
-        net = new_network(args.architecture, args.width, len(class_names), splits["train"][0], args.pretrained).to(device)
+        net = new_network(args.architecture, args.width, len(class_names), splits["train"][0], args.pretrained)
+        net = net.to(device, memory_format=inference.preferred_memory_format(device))
         best_state, best, member_history = _train(args, net, splits, device, generator, member)
         net.load_state_dict(best_state)
         networks.append(net)
