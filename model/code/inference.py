@@ -183,7 +183,7 @@ def pick_device(requested: str = "auto") -> torch.device:
 
 def preferred_memory_format(device: torch.device) -> torch.memory_format:
     """channels_last on CPU: oneDNN's convolutions and max-pooling take NHWC without reordering, so
-    both networks run 1.5-2x faster at batch sizes 2 to 64 (README, "Serving speed"), with the same
+    both networks run 1.5-2x faster at batch sizes 2 to 64 (README, "Benchmarks"), with the same
     answers to ~1e-11. CUDA keeps the default layout, the one its figures were measured with."""
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
