@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import http.client
 import http.server
+import re
 import time
 from collections.abc import Callable
 from typing import BinaryIO
@@ -23,6 +24,13 @@ from typing import BinaryIO
 MAX_LINE = 65536  # http.client._MAXLINE (tests/unit/test_http_headers.py checks both)
 MAX_HEADERS = 100  # http.client._MAXHEADERS
 _END = (b"\r\n", b"\n", b"")
+_SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
+
+
+def signed_service(environ: dict) -> str | None:
+    """The service a WSGI request is signed for (SigV4's credential scope), None when it is unsigned."""
+    signed = _SIGNED_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return signed.group(1) if signed else None
 
 
 def parse_headers(fp: BinaryIO, _class: type[http.client.HTTPMessage] = http.client.HTTPMessage) -> http.client.HTTPMessage:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sys
 import traceback
 import uuid
@@ -23,12 +22,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from xml.sax.saxutils import escape
 
+from scones.local.emulator.http_headers import signed_service
+
 CODE = "InternalFailure"
 S3_CODE = "InternalError"  # S3's name for it
 MESSAGE = "We encountered an internal error. Please try again."
 # Control characters as \\xNN, as http.server's access log writes them; newlines stay (the traceback's lines).
 _ESCAPED = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x0A}
-_SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -53,8 +53,7 @@ def internal_failure(environ: dict[str, Any], error: Exception) -> tuple[str, li
     """Status, headers and body of AWS's InternalFailure in the request's protocol."""
     request_id = str(uuid.uuid4())
     message = f"{MESSAGE} (local: {type(error).__name__}: {error})"
-    signed = _SIGNED_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    service = signed.group(1) if signed else ""
+    service = signed_service(environ)
     code = S3_CODE if service == "s3" else CODE
     if "HTTP_X_AMZ_TARGET" in environ or protocol_of(service) in ("json", "rest-json"):
         body = json.dumps({"__type": code, "message": message}).encode()
@@ -70,11 +69,13 @@ def internal_failure(environ: dict[str, Any], error: Exception) -> tuple[str, li
 
 
 @functools.lru_cache(maxsize=64)
-def protocol_of(signing_name: str) -> str | None:
+def protocol_of(signing_name: str | None) -> str | None:
     """The protocol of the service signed for, where its signing name is a botocore service name."""
     from botocore.exceptions import DataNotFoundError
     from botocore.loaders import create_loader
 
+    if not signing_name:
+        return None
     try:
         return create_loader().load_service_model(signing_name, "service-2")["metadata"]["protocol"]
     except (DataNotFoundError, KeyError):

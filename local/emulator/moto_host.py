@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import sys
@@ -28,7 +27,7 @@ from typing import Any
 
 from scones.local.emulator import moto_seam
 from scones.local.emulator.botocore_listing import share_service_listings
-from scones.local.emulator.http_headers import install_fast_header_parsing
+from scones.local.emulator.http_headers import install_fast_header_parsing, signed_service
 from scones.local.emulator.lambda_runner import DEFAULT_MAX_QUEUED_PER_FUNCTION, DEFAULT_MAX_WORKERS_PER_FUNCTION, ProcessLambdaRunner
 from scones.local.emulator.model_server_standby import StandbyModelServer
 from scones.local.emulator.sagemaker_endpoints import EndpointControlPlane, server_environment
@@ -64,15 +63,13 @@ HOST_SWITCH_INTERVAL_S = 0.0005
 # so that `scones up` can upload the model and start the endpoint's model server meanwhile. S3 is among
 # them but for its bucket notification calls (an S3 → EventBridge trigger is configured through those).
 SERVED_WHILE_LOADING = frozenset({"sts", "iam", "sagemaker", "lambda", "logs", "s3"})
-_SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/\d{8}/[^/,]+/([^/,]+)/aws4_request")
 
 
 def _needs_step_functions(environ: dict) -> bool:
     """True for a request that must wait for install_step_functions (unsigned ones too, to be safe)."""
     if environ.get("PATH_INFO", "").startswith("/moto-api"):
         return False
-    signed = _SIGNED_SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    service = signed.group(1) if signed else None
+    service = signed_service(environ)
     if service not in SERVED_WHILE_LOADING:
         return True
     return service == "s3" and "notification" in environ.get("QUERY_STRING", "")
