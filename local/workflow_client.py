@@ -25,6 +25,9 @@ FIRST_POLL_S = 0.005  # the shortest wait between polls: an embedded-stack execu
 FIRST_POLL_FRACTION = 0.8  # the first poll of an execution, as a share of the shortest recent one (PollSchedule)
 POLL_BACKOFF = 0.2  # later polls wait a fifth of the time waited so far (an ending is seen at most ~20 % late), up to poll_s
 RECENT_EXECUTIONS = 20
+# A stack's first executions start its Lambda environments cold (hundreds of ms, then ~20 ms warm): the
+# history sets the first poll only once it holds this many, so one cold execution does not delay the next.
+MIN_OBSERVED = 3
 
 
 class WorkflowError(Exception):
@@ -200,7 +203,7 @@ class _Waiting(NamedTuple):
 
 class PollSchedule:
     """When to look at an execution again: first at a fraction of the shortest recent execution of the
-    same state machine (so a warm stream of executions takes one or two DescribeExecution calls each,
+    same state machine, once MIN_OBSERVED have ended (so a warm stream of executions takes one or two DescribeExecution calls each,
     not one every few ms), then after a fifth of the time waited so far (an ending is seen at most
     ~20 % late), never more than poll_s apart. Each DescribeExecution costs the service (and, on the
     embedded stack, the one moto process that also runs the executions) as much as a small request of
@@ -218,7 +221,7 @@ class PollSchedule:
 
     def first_delay(self) -> float:
         """The shortest recent duration is the unloaded one: a burst's queued executions take longer."""
-        expected = min(self.durations, default=0.0)
+        expected = min(self.durations) if len(self.durations) >= MIN_OBSERVED else 0.0
         return min(max(FIRST_POLL_S, FIRST_POLL_FRACTION * expected), self.poll_s)
 
     def next_delay(self, waited: float) -> float:

@@ -25,7 +25,16 @@ def test_the_first_poll_follows_the_shortest_recent_execution_within_poll_s():
         schedule.observe(_finished(seconds))
     assert schedule.first_delay() == 0.8 * 0.040
     schedule.observe({"startDate": None})  # still running: not a duration
-    assert PollSchedule(deque([10.0]), poll_s=0.25).first_delay() == 0.25
+    assert PollSchedule(deque([10.0, 10.0, 10.0]), poll_s=0.25).first_delay() == 0.25
+
+
+def test_a_cold_first_execution_does_not_delay_the_next_ones_first_poll():
+    schedule = PollSchedule(deque(maxlen=20), poll_s=0.25)
+    schedule.observe(_finished(0.6))  # the stack's first execution: every Lambda environment started cold
+    assert schedule.first_delay() == FIRST_POLL_S
+    schedule.observe(_finished(0.02))
+    schedule.observe(_finished(0.02))
+    assert schedule.first_delay() == 0.8 * 0.02
 
 
 def test_later_polls_back_off_with_the_time_waited():
