@@ -9,7 +9,8 @@ werkzeug then answered an HTML page, which botocore's query-protocol parser cann
 both its legacy and standard modes. Here the failure is answered that way: JSON for the JSON and
 rest-json protocols (an X-Amz-Target request, Lambda), S3's own `<Error>` with its code
 `InternalError`, the query protocol's `<ErrorResponse>` otherwise, and the code in `x-amzn-ErrorType`
-too. The traceback still goes to the host's log.
+too. moto's NotImplementedError (a feature it lacks) is answered 501 `NotImplemented` instead, which
+botocore does not retry. The traceback still goes to the host's log.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from scones.local.emulator.http_headers import signed_service
 CODE = "InternalFailure"
 S3_CODE = "InternalError"  # S3's name for it
 MESSAGE = "We encountered an internal error. Please try again."
+NOT_IMPLEMENTED = "NotImplemented"  # 501: botocore retries 500, 502, 503 and 504 only
+NOT_IMPLEMENTED_MESSAGE = "The local stack (moto) does not implement this"
 # Control characters as \\xNN, as http.server's access log writes them; newlines stay (the traceback's lines).
 _ESCAPED = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)) if code != 0x0A}
 
@@ -50,11 +53,15 @@ def answer_failures_as_aws(app: WsgiApp) -> WsgiApp:
 
 
 def internal_failure(environ: dict[str, Any], error: Exception) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Status, headers and body of AWS's InternalFailure in the request's protocol."""
+    """Status, headers and body of AWS's InternalFailure in the request's protocol; 501 NotImplemented
+    for moto's NotImplementedError, which is no transient fault."""
     request_id = str(uuid.uuid4())
-    message = f"{MESSAGE} (local: {type(error).__name__}: {error})"
     service = signed_service(environ)
-    code = S3_CODE if service == "s3" else CODE
+    if isinstance(error, NotImplementedError):  # moto lacks the feature: no retry will help
+        status, code, message = "501 Not Implemented", NOT_IMPLEMENTED, f"{NOT_IMPLEMENTED_MESSAGE}: {error}"
+    else:
+        status, code = "500 Internal Server Error", S3_CODE if service == "s3" else CODE
+        message = f"{MESSAGE} (local: {type(error).__name__}: {error})"
     if "HTTP_X_AMZ_TARGET" in environ or protocol_of(service) in ("json", "rest-json"):
         body = json.dumps({"__type": code, "message": message}).encode()
         content_type = "application/x-amz-json-1.1" if "HTTP_X_AMZ_TARGET" in environ else "application/json"
@@ -65,7 +72,7 @@ def internal_failure(environ: dict[str, Any], error: Exception) -> tuple[str, li
         content_type = "application/xml" if service == "s3" else "text/xml"
     headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
                ("x-amzn-ErrorType", code), ("x-amzn-RequestId", request_id)]  # fmt: skip
-    return "500 Internal Server Error", headers, body
+    return status, headers, body
 
 
 @functools.lru_cache(maxsize=64)

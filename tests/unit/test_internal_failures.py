@@ -28,15 +28,16 @@ def endpoint() -> Iterator[str]:
         server.server_close()
 
 
-def _crash(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, times: int) -> list[int]:
-    """owner.name raises moto's race `times` times, then works; returns the list of calls made."""
+def _crash(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, times: int,
+           error: Exception = RuntimeError("dictionary changed size during iteration")) -> list[int]:  # fmt: skip
+    """owner.name raises `error` (moto's race) `times` times, then works; returns the list of calls made."""
     calls: list[int] = []
     original = getattr(owner, name)
 
     def flaky(*args, **kwargs):
         calls.append(1)
         if len(calls) <= times:
-            raise RuntimeError("dictionary changed size during iteration")
+            raise error
         return original(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, flaky)
@@ -92,3 +93,16 @@ def test_a_lasting_crash_is_aws_internal_failure(endpoint, monkeypatch, protocol
     assert response["Error"]["Code"] == ("InternalError" if service == "s3" else "InternalFailure")
     assert response["Error"]["Message"].startswith("We encountered an internal error. Please try again.")
     assert "RuntimeError: dictionary changed size during iteration" in response["Error"]["Message"]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_feature_moto_lacks_is_501_at_once_not_retried(endpoint, monkeypatch, protocol):
+    service, owner, method, call = PROTOCOLS[protocol]()
+    calls = _crash(monkeypatch, owner, method, times=99, error=NotImplementedError("The states target is not supported"))
+    client = boto3.client(service, endpoint_url=endpoint, config=Config(retries={"mode": "standard", "max_attempts": 3}), **CREDENTIALS)
+    with pytest.raises(ClientError) as raised:
+        call(client)
+    response = raised.value.response
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 501 and response["Error"]["Code"] == "NotImplemented"
+    assert "does not implement this: The states target is not supported" in response["Error"]["Message"]
+    assert len(calls) == 1
