@@ -177,6 +177,7 @@ class EnvironmentLauncher:
         self.base_env = base_env
         self.work_dir = work_dir
         self.use_zygote = use_zygote
+        self._runtime_visible_in_sandbox = visible_in_sandbox(runtime)  # resolves symlinks: once, not per start
         self._zygote: Zygote | None = None
         self._lock = threading.Lock()
 
@@ -229,7 +230,7 @@ class EnvironmentLauncher:
             return zygote if zygote.wait_ready(0.0) else None
 
     def _forkable(self, zygote: Zygote, launch: Launch, code: Path, opt: Path, env: dict[str, str]) -> bool:
-        if launch.sandbox_stage is not None and not visible_in_sandbox(self.runtime):
+        if launch.sandbox_stage is not None and not self._runtime_visible_in_sandbox:
             return False  # the zygote's modules (botocore's data files) would be hidden by the sandbox's mounts
         startup = {key for key in {*env, *zygote.env} if key.startswith(_STARTUP_VARIABLES) or key in ("LANG", "LANGUAGE")}
         if any(env.get(key) != zygote.env.get(key) for key in startup - {"PYTHONPATH"}):
