@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,25 +33,41 @@ INSTALL_TIMEOUT_S = 600
 # What the sandbox mounts over: host paths under these are not visible inside it.
 SANDBOX_HIDES = ("/var", "/tmp", "/opt")
 
-# Runs inside the new mount namespace: $1 = an empty staging dir. Builds AWS's layout on a small
-# tmpfs there, moves it onto /var (hiding the host's /var in this namespace only), then /tmp and /opt.
-SANDBOX_SCRIPT = r"""
-set -e
-stage=$1; shift
-mount -t tmpfs -o size=1m,mode=755 scones-lambda "$stage"
-mkdir "$stage/task" "$stage/lang" "$stage/opt" "$stage/tmp"
-mount --bind "$SCONES_CODE_DIR" "$stage/task" && mount -o remount,bind,ro "$stage/task"
-mount --bind "$SCONES_RUNTIME_DIR" "$stage/lang" && mount -o remount,bind,ro "$stage/lang"
-mount --bind "$SCONES_OPT_DIR" "$stage/opt" && mount -o remount,bind,ro "$stage/opt"
-mount -t tmpfs -o "size=${SCONES_TMP_MB}m,mode=1777" scones-lambda-tmp "$stage/tmp"
-mount --move "$stage" /var
-mount --move /var/tmp /tmp
-mount --move /var/opt /opt
-unset SCONES_CODE_DIR SCONES_RUNTIME_DIR SCONES_OPT_DIR SCONES_TMP_MB
-cd /var/task
-unset OLDPWD
-exec "$@"
-"""
+# AWS's layout, one step per line: built on a small tmpfs at the staging directory inside the new mount
+# namespace, moved onto /var (hiding the host's /var in this namespace only), then /tmp and /opt.
+# `sandbox_layout` fills in the paths; a new process runs it as shell (`layout_script`), the zygote's
+# children as mount(2) calls (`lambda_zygote_server.build_sandbox`), so both get the same mounts.
+SandboxStep = tuple[str, ...]  # (operation, *arguments)
+_SHELL_STEPS = {
+    "tmpfs": "mount -t tmpfs -o {2} {0} {1}",  # (name, target, options)
+    "mkdir": "mkdir {0}",  # (path,)
+    "bind_ro": "mount --bind {0} {1} && mount -o remount,bind,ro {1}",  # (source, target)
+    "move": "mount --move {0} {1}",  # (source, target)
+}
+
+
+def sandbox_layout(stage: Path, code_dir: Path, runtime: Path, opt_dir: Path, tmp_mb: int) -> tuple[SandboxStep, ...]:
+    """The steps that build AWS's layout: /var/task (code), /var/lang (runtime), /opt (layers) read-only,
+    and a private /tmp of `tmp_mb` MB."""
+    return (
+        ("tmpfs", "scones-lambda", str(stage), "size=1m,mode=755"),
+        *(("mkdir", f"{stage}/{name}") for name in ("task", "lang", "opt", "tmp")),
+        ("bind_ro", str(code_dir), f"{stage}/task"),
+        ("bind_ro", str(runtime), f"{stage}/lang"),
+        ("bind_ro", str(opt_dir), f"{stage}/opt"),
+        ("tmpfs", "scones-lambda-tmp", f"{stage}/tmp", f"size={tmp_mb}m,mode=1777"),
+        ("move", str(stage), "/var"),
+        ("move", "/var/tmp", "/tmp"),
+        ("move", "/var/opt", "/opt"),
+    )
+
+
+def layout_script(layout: tuple[SandboxStep, ...]) -> str:
+    """The layout as a shell script that then execs its arguments in /var/task."""
+    lines = ["set -e"]
+    for operation, *arguments in layout:
+        lines.append(_SHELL_STEPS[operation].format(*map(shlex.quote, arguments)))
+    return "\n".join([*lines, "cd /var/task", "unset OLDPWD", 'exec "$@"', ""])
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -120,23 +137,22 @@ def namespaces_available() -> bool:
 @dataclass(frozen=True)
 class Launch:
     """How to start one execution environment: its handler, where the runtime sees its code and
-    interpreter, the sandbox's staging directory (None: no mount namespace) and the environment
-    variables that say where things are. `argv` starts it as a new process; the zygote forks it."""
+    interpreter, the sandbox's layout (None: no mount namespace) and the environment variables that
+    say where things are. `argv` starts it as a new process; the zygote forks it."""
 
     handler: str
     cwd: str  # the code directory as the runtime sees it (/var/task in the sandbox)
     runtime_seen: str  # the runtime venv as the runtime sees it (/var/lang in the sandbox)
     env: dict[str, str]
-    sandbox_stage: Path | None = None
+    sandbox: tuple[SandboxStep, ...] | None = None
 
     @property
     def argv(self) -> list[str]:
         """AWS starts the Python runtime as `python -m awslambdaric HANDLER` (its container images' entry point)."""
         runtime = [f"{self.runtime_seen}/bin/python", "-m", "awslambdaric", self.handler]
-        if self.sandbox_stage is None:
+        if self.sandbox is None:
             return runtime
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX_SCRIPT, "sandbox", str(self.sandbox_stage),
-                *runtime]  # fmt: skip
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", layout_script(self.sandbox), "sandbox", *runtime]
 
 
 def _layer_path(opt: str) -> str:
@@ -149,9 +165,8 @@ def launch(runtime: Path, code_dir: Path, opt_dir: Path, env_dir: Path, handler:
     if namespaces_available():
         stage = env_dir / "root"
         stage.mkdir(parents=True, exist_ok=True)
-        env = {"SCONES_CODE_DIR": str(code_dir), "SCONES_RUNTIME_DIR": str(runtime), "SCONES_OPT_DIR": str(opt_dir),
-               "SCONES_TMP_MB": str(tmp_mb), "LAMBDA_TASK_ROOT": "/var/task", "PYTHONPATH": _layer_path("/opt")}  # fmt: skip
-        return Launch(handler, "/var/task", "/var/lang", env, stage)
+        env = {"LAMBDA_TASK_ROOT": "/var/task", "PYTHONPATH": _layer_path("/opt")}
+        return Launch(handler, "/var/task", "/var/lang", env, sandbox_layout(stage, code_dir, runtime, opt_dir, tmp_mb))
     tmp = env_dir / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     env = {"TMPDIR": str(tmp), "LAMBDA_TASK_ROOT": str(code_dir), "PYTHONPATH": _layer_path(str(opt_dir))}

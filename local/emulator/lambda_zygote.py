@@ -26,7 +26,7 @@ import threading
 from pathlib import Path
 from typing import IO, Protocol
 
-from scones.local.emulator.lambda_sandbox import SANDBOX_HIDES, SANDBOX_SCRIPT, Launch
+from scones.local.emulator.lambda_sandbox import SANDBOX_HIDES, Launch
 
 SERVER = Path(__file__).with_name("lambda_zygote_server.py")
 FORK_TIMEOUT_S = 10.0
@@ -187,8 +187,7 @@ class EnvironmentLauncher:
             request = {
                 "env": env, "handler": launch.handler, "cwd": launch.cwd, "output": str(output),
                 "runtime_host": str(self.runtime), "runtime_seen": launch.runtime_seen,
-                "script": SANDBOX_SCRIPT if launch.sandbox_stage else None,
-                "stage": str(launch.sandbox_stage) if launch.sandbox_stage else None,
+                "sandbox": launch.sandbox,
             }  # fmt: skip
             try:
                 return zygote.fork(request)
@@ -230,7 +229,7 @@ class EnvironmentLauncher:
             return zygote if zygote.wait_ready(0.0) else None
 
     def _forkable(self, zygote: Zygote, launch: Launch, code: Path, opt: Path, env: dict[str, str]) -> bool:
-        if launch.sandbox_stage is not None and not self._runtime_visible_in_sandbox:
+        if launch.sandbox is not None and not self._runtime_visible_in_sandbox:
             return False  # the zygote's modules (botocore's data files) would be hidden by the sandbox's mounts
         startup = {key for key in {*env, *zygote.env} if key.startswith(_STARTUP_VARIABLES) or key in ("LANG", "LANGUAGE")}
         if any(env.get(key) != zygote.env.get(key) for key in startup - {"PYTHONPATH"}):

@@ -21,13 +21,16 @@ import os  # noqa: E402
 import runpy  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
 COERCED = {key: value for key, value in os.environ.items() if key == "LC_CTYPE"}  # set by the interpreter itself
 PRELOADED = ("boto3", "boto3.session", "botocore.session", "botocore.client", "botocore.httpsession", "s3transfer")
 CLONE_NEWNS = 0x00020000
+# mount(2) flags (linux/mount.h). Remounting a bind mount read-only keeps its nosuid, nodev and noexec
+# (statvfs's ST_* bits of the same values), as util-linux does; the kernel keeps its atime flags.
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 0x1, 0x20, 0x1000, 0x2000, 0x4000, 0x40000
+MS_KEPT_ON_REMOUNT = os.ST_NOSUID | os.ST_NODEV | os.ST_NOEXEC
 # botocore data every client reads, and the models of the services most functions (and the workflow's) call.
 PREPARSED_DATA = ("endpoints", "partitions", "sdk-default-configuration")
 PREPARSED_SERVICES = ("s3", "sagemaker-runtime")
@@ -78,6 +81,39 @@ def preparse_botocore_data() -> None:
     loaders.JSONFileLoader.load_file = load_preparsed_file
 
 
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    arguments = [None if value is None else os.fsencode(value) for value in (source, target, fstype)]
+    if libc.mount(*arguments, ctypes.c_ulong(flags), None if data is None else os.fsencode(data)) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
+
+
+def build_sandbox(layout: list[list[str]]) -> None:
+    """A mount namespace of this process's own, with the layout lambda_sandbox.sandbox_layout describes:
+    the mount(2) calls its shell script (`layout_script`) makes through util-linux's mount, without a shell
+    and a dozen processes."""
+    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+    _mount("none", "/", None, MS_REC | MS_PRIVATE, None)  # unshare --propagation private
+    for operation, *arguments in layout:
+        if operation == "tmpfs":
+            name, target, options = arguments
+            _mount(name, target, "tmpfs", 0, options)
+        elif operation == "mkdir":
+            os.mkdir(arguments[0])
+        elif operation == "bind_ro":
+            source, target = arguments
+            _mount(source, target, None, MS_BIND, None)
+            kept = os.statvfs(target).f_flag & MS_KEPT_ON_REMOUNT
+            _mount("none", target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | kept, None)
+        elif operation == "move":
+            source, target = arguments
+            _mount(source, target, None, MS_MOVE, None)
+        else:
+            raise ValueError(f"unknown sandbox step {operation!r}")
+
+
 def run_child(request: dict, base_path: list[str], zygote_fds: tuple[int, ...]) -> None:
     """In the forked child: become the environment described by `request`, then run awslambdaric."""
     os.setsid()  # its own process group, as Popen(start_new_session=True): killpg takes its children too
@@ -93,13 +129,9 @@ def run_child(request: dict, base_path: list[str], zygote_fds: tuple[int, ...]) 
     os.close(null)
     os.close(output)
     env = request["env"]
-    if request.get("script"):  # the sandbox: a mount namespace of its own, then AWS's layout in it
-        if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS) != 0:
-            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
-        script = "mount --make-rprivate /\n" + request["script"]
-        subprocess.run(["sh", "-c", script, "sandbox", request["stage"], "true"], env=env, check=True)
-        env = {key: value for key, value in env.items() if not key.startswith("SCONES_")}
-        env["PWD"] = request["cwd"]  # as the script's shell exports it before exec'ing a new interpreter
+    if request.get("sandbox"):  # a mount namespace of its own, with AWS's layout in it
+        build_sandbox(request["sandbox"])
+        env = {**env, "PWD": request["cwd"]}  # as the layout script's shell exports it before exec'ing the runtime
     if "LC_CTYPE" in COERCED and "LC_CTYPE" not in env:
         env["LC_CTYPE"] = COERCED["LC_CTYPE"]  # the interpreter's C-locale coercion (PEP 538), as at any start
     os.chdir(request["cwd"])
