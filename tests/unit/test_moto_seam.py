@@ -171,6 +171,63 @@ def test_backend_lookup_is_cached_per_host_and_still_answers_what_moto_would():
     assert app.get_backend_for_host("states.us-east-1.amazonaws.com") == "stepfunctions"
 
 
+def test_a_services_operation_router_is_built_once_by_concurrent_first_requests(monkeypatch: pytest.MonkeyPatch):
+    import threading
+    import time
+
+    from moto.core import routing
+    from moto.core.utils import get_service_model
+
+    server = moto_seam.make_server("127.0.0.1", 0)
+    server.server_close()
+    built = []
+
+    class SlowRestRouter(routing.RestRouter):  # widens the race moto's own lock-free check loses
+        def __init__(self, service_model) -> None:
+            built.append(self)
+            time.sleep(0.05)
+            super().__init__(service_model)
+
+    monkeypatch.setitem(routing.PROTOCOL_ROUTERS, "rest-json", SlowRestRouter)
+    router = routing.ServiceOperationRouter(get_service_model("lambda"))
+    start, got = threading.Barrier(8), []
+
+    def first_request() -> None:
+        start.wait()
+        got.append(router._get_router("rest-json"))
+
+    threads = [threading.Thread(target=first_request) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(built) == 1 and got == built * 8
+    source = inspect.getsource(original(routing.ServiceOperationRouter, "_get_router"))
+    assert "self._routers[protocol] = router_cls(self._service_model)" in source, "moto's router cache moved"
+
+
+def test_operation_rules_compile_their_url_builders_when_first_called():
+    from moto.core.routing import RestRouter, SmithyRule
+    from moto.core.utils import get_service_model
+    from werkzeug.routing import Rule
+
+    server = moto_seam.make_server("127.0.0.1", 0)
+    server.server_close()
+    router = RestRouter(get_service_model("lambda"))
+    rules = list(router._map.iter_rules())
+    assert len(rules) > 80 and all(isinstance(rule, SmithyRule) for rule in rules)
+    assert all("compiled_when_called" in rule._build.__qualname__ for rule in rules), "builders compiled up front"
+    adapter = router._map.bind("lambda.us-east-1.amazonaws.com")
+    for rule in rules:  # a built URL matches its own rule again: the builders work once compiled
+        values = {name: "fn-1" for name in rule.arguments}
+        _, path = rule.build(values, append_unknown=False)
+        method = sorted(rule.methods)[0]
+        assert adapter.match(path, method, return_rule=True)[0].rule == rule.rule, path
+    compile_source = inspect.getsource(Rule.compile)
+    assert "self._build = self._compile_builder(False).__get__(self, None)" in compile_source, "werkzeug moved _build"
+    assert "self._build_unknown = self._compile_builder(True).__get__(self, None)" in compile_source
+
+
 def test_action_method_names_are_cached_but_see_methods_added_later():
     from moto.core import responses
     from moto.stepfunctions.responses import StepFunctionResponse

@@ -90,6 +90,7 @@ def make_server(host: str, port: int) -> Any:
     list_regions_from_metadata()
     cache_backend_lookup()
     cache_action_method_names()
+    build_operation_routers_once()
     app = answer_failures_as_aws(DomainDispatcherApplication(create_backend_app))
     server = make_werkzeug_server(host, port, app, threaded=True, request_handler=keep_alive_handler())
     os.environ["MOTO_PORT"] = str(server.server_port)
@@ -161,3 +162,43 @@ def cache_action_method_names() -> None:
         return method_names_from_class
 
     replace_once(responses, "method_names_from_class", wrap)
+
+
+def build_operation_routers_once() -> None:
+    """A service's REST operation router is built once, without URL builders nobody calls.
+
+    moto routes a rest-json or rest-xml request (Lambda, S3, ...) with the werkzeug Map that
+    `ServiceOperationRouter._get_router` builds the first time it sees the protocol, with no lock:
+    `scones up`'s parallel Lambda calls each built Lambda's (91 rules). werkzeug compiles two URL
+    builders per rule (source generated with `ast`, then `compile`: ~90 % of the build), and moto's
+    routers only ever match. Here the router is built under a lock, and moto's SmithyRule compiles a
+    builder the first time it is called. Idempotent."""
+    from moto.core.routing import ServiceOperationRouter, SmithyRule
+
+    lock = threading.Lock()
+
+    def wrap_get_router(get_router: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+        @functools.wraps(get_router)
+        def built_once(self: Any, protocol: str) -> Any:
+            router = self._routers.get(protocol)
+            if router is not None:
+                return router
+            with lock:
+                return get_router(self, protocol)
+
+        return built_once
+
+    def wrap_compile_builder(compile_builder: Callable[[Any, bool], Any]) -> Callable[[Any, bool], Any]:
+        @functools.wraps(compile_builder)
+        def compiled_when_called(self: Any, append_unknown: bool = True) -> Callable[..., Any]:
+            def build(rule: Any, *args: Any, **kwargs: Any) -> Any:
+                compiled = compile_builder(rule, append_unknown)
+                setattr(rule, "_build_unknown" if append_unknown else "_build", compiled.__get__(rule, None))
+                return compiled(rule, *args, **kwargs)
+
+            return build
+
+        return compiled_when_called
+
+    replace_once(ServiceOperationRouter, "_get_router", wrap_get_router)
+    replace_once(SmithyRule, "_compile_builder", wrap_compile_builder)
