@@ -22,6 +22,10 @@ What we rely on, and why:
 - `DomainDispatcherApplication.get_backend_for_host` (~400 URL regexes tried per request) and
   `moto.core.responses.method_names_from_class` (`inspect.getmembers` per request, read by
   `BaseResponse.call_action`): answered from caches by `make_server` (`server.py`).
+- `moto.core.routing.ServiceOperationRouter._get_router` (builds a protocol's router unlocked, the first
+  time) and `SmithyRule._compile_builder` (werkzeug's `Rule.compile` compiles two URL builders per rule
+  that moto's routers never call): built once under a lock, builders compiled when first called
+  (`build_operation_routers_once`, `server.py`).
 - `moto.core.base_backend.AccountSpecificBackend._generate_regions` (and its `get_session()`, a boto3
   Session): moto loads each service's whole botocore model to list its regions; `make_server` has it
   read the endpoint prefix from the model's head instead (`backend_regions.py`).
