@@ -81,10 +81,12 @@ def preparse_botocore_data() -> None:
     loaders.JSONFileLoader.load_file = load_preparsed_file
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
 def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
     arguments = [None if value is None else os.fsencode(value) for value in (source, target, fstype)]
-    if libc.mount(*arguments, ctypes.c_ulong(flags), None if data is None else os.fsencode(data)) != 0:
+    if LIBC.mount(*arguments, ctypes.c_ulong(flags), None if data is None else os.fsencode(data)) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"mount {source} on {target}: {os.strerror(error)}")
 
@@ -93,7 +95,7 @@ def build_sandbox(layout: list[list[str]]) -> None:
     """A mount namespace of this process's own, with the layout lambda_sandbox.sandbox_layout describes:
     the mount(2) calls its shell script (`layout_script`) makes through util-linux's mount, without a shell
     and a dozen processes."""
-    if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS) != 0:
+    if LIBC.unshare(CLONE_NEWNS) != 0:
         raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
     _mount("none", "/", None, MS_REC | MS_PRIVATE, None)  # unshare --propagation private
     for operation, *arguments in layout:
