@@ -152,7 +152,8 @@ class Launch:
         runtime = [f"{self.runtime_seen}/bin/python", "-m", "awslambdaric", self.handler]
         if self.sandbox is None:
             return runtime
-        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", layout_script(self.sandbox), "sandbox", *runtime]
+        sandbox = ["unshare", "--mount", "--propagation", "private", "sh", "-c", layout_script(self.sandbox), "sandbox"]
+        return [*sandbox, *runtime]
 
 
 def _layer_path(opt: str) -> str:
