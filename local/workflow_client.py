@@ -205,9 +205,10 @@ class PollSchedule:
     """When to look at an execution again: first at a fraction of the shortest recent execution of the
     same state machine, once MIN_OBSERVED have ended (so a warm stream of executions takes one or two
     DescribeExecution calls each, not one every few ms), then after a fifth of the time waited so far
-    (an ending is seen at most ~20 % late), never more than poll_s apart. Each DescribeExecution costs the service (and, on the
-    embedded stack, the one moto process that also runs the executions) as much as a small request of
-    the workflow itself; on AWS it also spends the account's DescribeExecution throttling budget."""
+    (an ending is seen at most ~20 % late), never more than poll_s apart. Each DescribeExecution costs
+    the service (and, on the embedded stack, the one moto process that also runs the executions) as much
+    as a small request of the workflow itself; on AWS it also spends the account's DescribeExecution
+    throttling budget."""
 
     _recent: ClassVar[dict[str, deque[float]]] = {}  # state machine ARN → recent durations (s), this process
 
