@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from workflow import bench_home, stack_parser, train_small_model  # bench/workflow.py, beside this script
+from workflow import bench_home, stack_parser, train_default_shape_model  # bench/workflow.py, beside this script
 
 from scones.local.stacks.embedded import MOTO_PROCESS, start_stack, stop_stack
 from scones.local.workflow_client import ImageRef, run_images
@@ -58,7 +58,7 @@ def main() -> None:
 
     with bench_home("scones-bench-faults-") as home:
         settings = load_settings()
-        model = args.model or train_small_model(home)
+        model = args.model or train_default_shape_model(home)
         images_dir = REAL_TEST_SET if REAL_TEST_SET.is_dir() else home / "data" / "test"
         photos = sorted(images_dir.glob("*.png"))
         started = start_stack(settings, model)
