@@ -26,6 +26,7 @@ RECIPES = {
     "one network": ["--ensemble", "1"],
     "one network, no label smoothing": ["--ensemble", "1", "--label-smoothing", "0"],
     "one network, no flip average": ["--ensemble", "1", "--no-flip-average"],
+    "no cutout": ["--cutout", "0"],
     "previous default: ResNet-18 width 16, 12 epochs": ["--architecture", "resnet18_cifar", "--width", "16", "--epochs", "12",
                                                          "--label-smoothing", "0", "--ensemble", "1"],
 }
