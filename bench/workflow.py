@@ -49,7 +49,8 @@ class Figures:
 def stack_parser(doc: str | None) -> argparse.ArgumentParser:
     """The arguments every embedded-stack benchmark takes."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="model.tar.gz to serve (default: first train one of training's default shape on generated images)")
+    parser.add_argument("--model", type=Path,
+                        help="model.tar.gz to serve (default: first train one of training's default shape on generated images)")
     return parser
 
 
@@ -68,7 +69,7 @@ def train_default_shape_model(home: Path) -> Path:
     archive = synth.write_synth_archive(home / "data", ("bicycle", "motorcycle"), 100, 20)
     staged = cifar.stage_archive(archive, home / "data", ("bicycle", "motorcycle")).out_dir
     # Training's default shape (3 ConvNets, each image and its mirror: what `scones train` serves), so the
-    # per-image figures include the default model's forward pass; 12 epochs, as 100 images teach little more.
+    # per-image figures include the default model's forward pass; 12 epochs, since speed does not depend on the weights.
     args = train.build_parser().parse_args(["--data", str(staged), "--out", str(home / "model"), "--epochs", "12", "--quiet"])
     return train.run(args).artifact
 
