@@ -50,7 +50,7 @@ def stack_parser(doc: str | None) -> argparse.ArgumentParser:
     """The arguments every embedded-stack benchmark takes."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path,
-                        help="model.tar.gz to serve (default: first train one of training's default shape on generated images)")
+                        help="model.tar.gz to serve (default: train one of training's default shape on generated images)")
     return parser
 
 
@@ -70,7 +70,8 @@ def train_default_shape_model(home: Path) -> Path:
     staged = cifar.stage_archive(archive, home / "data", ("bicycle", "motorcycle")).out_dir
     # Training's default shape (3 ConvNets, each image and its mirror: what `scones train` serves), so the
     # per-image figures include the default model's forward pass; 12 epochs, since speed does not depend on the weights.
-    args = train.build_parser().parse_args(["--data", str(staged), "--out", str(home / "model"), "--epochs", "12", "--quiet"])
+    args = train.build_parser().parse_args(["--data", str(staged), "--out", str(home / "model"),
+                                            "--epochs", "12", "--quiet"])
     return train.run(args).artifact
 
 
