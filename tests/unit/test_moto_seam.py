@@ -147,6 +147,11 @@ def test_install_replaces_and_uninstall_restores_the_seam(tmp_path):
     assert {name: LambdaFunction.__dict__[name] for name in originals} == originals
 
 
+def install_make_server_patches() -> None:
+    """make_server installs the seam's server patches (once per process); the server itself is not needed."""
+    moto_seam.make_server("127.0.0.1", 0).server_close()
+
+
 def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("MOTO_PORT", raising=False)
     server = moto_seam.make_server("127.0.0.1", 0)
@@ -161,8 +166,7 @@ def test_make_server_builds_moto_app_and_sets_moto_port(monkeypatch: pytest.Monk
 def test_backend_lookup_is_cached_per_host_and_still_answers_what_moto_would():
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    server = moto_seam.make_server("127.0.0.1", 0)
-    server.server_close()
+    install_make_server_patches()
     app = DomainDispatcherApplication(create_backend_app)
     original = inspect.unwrap(DomainDispatcherApplication.get_backend_for_host)
     assert original is not DomainDispatcherApplication.get_backend_for_host, "make_server installs the cache"
@@ -178,8 +182,7 @@ def test_a_services_operation_router_is_built_once_by_concurrent_first_requests(
     from moto.core import routing
     from moto.core.utils import get_service_model
 
-    server = moto_seam.make_server("127.0.0.1", 0)
-    server.server_close()
+    install_make_server_patches()
     built = []
 
     class SlowRestRouter(routing.RestRouter):  # widens the race moto's own lock-free check loses
@@ -211,8 +214,7 @@ def test_operation_rules_compile_their_url_builders_when_first_called():
     from moto.core.utils import get_service_model
     from werkzeug.routing import Rule
 
-    server = moto_seam.make_server("127.0.0.1", 0)
-    server.server_close()
+    install_make_server_patches()
     router = RestRouter(get_service_model("lambda"))
     rules = list(router._map.iter_rules())
     assert len(rules) > 80 and all(isinstance(rule, SmithyRule) for rule in rules)
@@ -232,8 +234,7 @@ def test_action_method_names_are_cached_but_see_methods_added_later():
     from moto.core import responses
     from moto.stepfunctions.responses import StepFunctionResponse
 
-    server = moto_seam.make_server("127.0.0.1", 0)
-    server.server_close()
+    install_make_server_patches()
     names = responses.method_names_from_class(StepFunctionResponse)
     assert "start_execution" in names and "describe_execution" in names
     assert responses.method_names_from_class(StepFunctionResponse) is names, "listed again without a change"
