@@ -1,7 +1,7 @@
 """The seeds' real CIFAR-100 photos, read as they uploaded them, and the floor the default recipe must hold.
 
 Third-party data, never copied into the repository: read from ../shared beside the clone, skipped
-where absent. The slow test trains the default recipe (about 2.5 minutes on a quiet 2-core CPU), serves
+where absent. The slow test trains the default recipe (about 1.5 minutes on a quiet 2-core CPU), serves
 the artifact with the real model server and calls it with boto3, as the workflow does.
 """
 from __future__ import annotations
@@ -18,10 +18,11 @@ SEEDS_DATA = REPO.parent / "shared" / "data" / "cifar100-bicycle-motorcycle"
 BIKE_NAMED_MOTORCYCLES = {"train": {"bike_s_000001.png", "bike_s_000023.png", "bike_s_000025.png", "bike_s_000035.png",
                                     "bike_s_000062.png", "bike_s_000121.png"},
                           "test": {"bike_s_000041.png"}}
-# Regression floors under what the default recipe measured (README, "Training on real photos").
-# Issue 14's accuracy target (0.92) is met; its routing target (75 % auto-routed at 0.93) is not yet.
-ACCURACY_FLOOR = 0.90  # measured 0.945
-ROUTED_SHARE_FLOOR, ROUTED_ACCURACY_FLOOR = 0.55, 0.97  # at the workflow's threshold 0.93; measured 70.5 %, 99.3 %
+# Regression floors under what the default recipe measured (README, "Training on real photos"). Issue 14's
+# targets are 0.92 and 75 % auto-routed at 0.93 with 98 % right; seed 0 on this CPU measured 0.950, 75.5 %, 98.7 %.
+# The floors leave room for another CPU's float path: over ten seeds (GPU) the recipe routed 66-80 % at >= 98.6 % right.
+ACCURACY_FLOOR = 0.90
+ROUTED_SHARE_FLOOR, ROUTED_ACCURACY_FLOOR = 0.60, 0.97  # at the workflow's threshold 0.93
 
 pytestmark = pytest.mark.skipif(not (SEEDS_DATA / "train.lst").is_file(),
                                 reason=f"the seeds' real photos are not at {SEEDS_DATA} (third-party data, not in the repo)")
